@@ -1,0 +1,356 @@
+// Configuration: every flag, its environment fallback and default, declared once.
+// Precedence: command-line flag, then environment variable, then default. The README's configuration
+// table is checked against FLAGS by test/unit/readme.test.ts.
+
+export class ConfigError extends Error {}
+
+interface FlagSpec<T> {
+  env: string;
+  help: string;
+  default: T;
+  /** Placeholder shown in --help, e.g. "duration". Absent for booleans. */
+  type: 'bool' | 'string' | 'int' | 'number' | 'duration' | 'list' | 'enum';
+  values?: readonly string[];
+  parse: (raw: string, name: string) => T;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses "500ms", "10s", "1m30s", "2h" into milliseconds. */
+export function parseDuration(raw: string, name = 'value'): number {
+  const s = raw.trim();
+  if (s === '0') return 0;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  while (pos < s.length) {
+    re.lastIndex = pos;
+    const m = re.exec(s);
+    if (!m) throw new ConfigError(`--${name}: "${raw}" is not a duration (examples: 500ms, 10s, 5m, 1h30m)`);
+    total += Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
+    pos = re.lastIndex;
+  }
+  if (s.length === 0) throw new ConfigError(`--${name}: empty duration`);
+  return Math.round(total);
+}
+
+const bool = (help: string, env: string, def: boolean): FlagSpec<boolean> => ({
+  env,
+  help,
+  default: def,
+  type: 'bool',
+  parse: (raw, name) => {
+    const v = raw.trim().toLowerCase();
+    if (['true', '1', 'yes'].includes(v)) return true;
+    if (['false', '0', 'no'].includes(v)) return false;
+    throw new ConfigError(`--${name}: "${raw}" is not a boolean (true or false)`);
+  },
+});
+
+const string = (help: string, env: string, def: string): FlagSpec<string> => ({
+  env,
+  help,
+  default: def,
+  type: 'string',
+  parse: (raw) => raw,
+});
+
+const int = (
+  help: string,
+  env: string,
+  def: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): FlagSpec<number> => ({
+  env,
+  help,
+  default: def,
+  type: 'int',
+  parse: (raw, name) => {
+    const n = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || n < min || n > max) {
+      throw new ConfigError(`--${name}: "${raw}" must be an integer from ${min} to ${max}`);
+    }
+    return n;
+  },
+});
+
+const number = (help: string, env: string, def: number, min: number, max: number): FlagSpec<number> => ({
+  env,
+  help,
+  default: def,
+  type: 'number',
+  parse: (raw, name) => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new ConfigError(`--${name}: "${raw}" must be a number from ${min} to ${max}`);
+    }
+    return n;
+  },
+});
+
+const duration = (help: string, env: string, def: number): FlagSpec<number> => ({
+  env,
+  help,
+  default: def,
+  type: 'duration',
+  parse: parseDuration,
+});
+
+/** A list: the flag may be repeated; the environment variable holds one item per line. */
+const list = (help: string, env: string): FlagSpec<string[]> => ({
+  env,
+  help,
+  default: [],
+  type: 'list',
+  parse: (raw) =>
+    raw
+      .split('\n')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+});
+
+const oneOf = <T extends string>(help: string, env: string, def: T, values: readonly T[]): FlagSpec<T> => ({
+  env,
+  help,
+  default: def,
+  type: 'enum',
+  values,
+  parse: (raw, name) => {
+    if (!(values as readonly string[]).includes(raw)) {
+      throw new ConfigError(`--${name}: "${raw}" must be one of ${values.join(', ')}`);
+    }
+    return raw as T;
+  },
+});
+
+const E = 'AUTOPILOT_';
+
+export const FLAGS = {
+  // process
+  kubeconfig: string(
+    'Path to a kubeconfig. Default: $KUBECONFIG, then ~/.kube/config, then in-cluster.',
+    `${E}KUBECONFIG`,
+    '',
+  ),
+  context: string('kubeconfig context to use. Default: the current context.', `${E}CONTEXT`, ''),
+  'log-level': oneOf('Log level.', `${E}LOG_LEVEL`, 'info', [
+    'trace',
+    'debug',
+    'info',
+    'warn',
+    'error',
+    'fatal',
+  ]),
+  namespace: string(
+    'The operator\'s own namespace (self-signed CA Secret). Default: the in-cluster namespace, else "helmrelease-autopilot".',
+    `${E}NAMESPACE`,
+    '',
+  ),
+  'health-port': int('Port of /healthz and /readyz (plain HTTP).', `${E}HEALTH_PORT`, 8081, 0, 65535),
+  'metrics-port': int('Port of /metrics (plain HTTP); 0 turns it off.', `${E}METRICS_PORT`, 8080, 0, 65535),
+  'bind-address': string(
+    'Address the health, metrics and webhook servers listen on.',
+    `${E}BIND_ADDRESS`,
+    '0.0.0.0',
+  ),
+  'shutdown-timeout': duration(
+    'How long SIGTERM waits for in-flight work before exiting.',
+    `${E}SHUTDOWN_TIMEOUT`,
+    20_000,
+  ),
+  // roles
+  webhook: bool('Serve the mutating admission webhook.', `${E}WEBHOOK`, true),
+  reconciler: bool(
+    'Run the reconcilers (triggers and retries) while holding the leader Lease.',
+    `${E}RECONCILER`,
+    true,
+  ),
+  // webhook
+  'webhook-port': int('HTTPS port of the admission webhook.', `${E}WEBHOOK_PORT`, 9443, 0, 65535),
+  'tls-mode': oneOf(
+    'Where the serving certificate comes from: files in --cert-dir (cert-manager), or self-signed.',
+    `${E}TLS_MODE`,
+    'files',
+    ['files', 'self-signed'],
+  ),
+  'cert-dir': string(
+    'Directory with tls.crt and tls.key, laid out as a mounted Secret; reloaded on change.',
+    `${E}CERT_DIR`,
+    '/tmp/k8s-webhook-server/serving-certs',
+  ),
+  'cert-poll-interval': duration(
+    'How often the certificate files are re-read besides watching the directory.',
+    `${E}CERT_POLL_INTERVAL`,
+    10_000,
+  ),
+  'self-signed-dns-names': list(
+    'DNS names (and IPs) of the self-signed serving certificate; repeatable.',
+    `${E}SELF_SIGNED_DNS_NAMES`,
+  ),
+  'webhook-configuration': string(
+    'MutatingWebhookConfiguration whose caBundle self-signed mode keeps current; empty: none.',
+    `${E}WEBHOOK_CONFIGURATION`,
+    '',
+  ),
+  // triggers
+  debounce: duration(
+    'Quiet time after a change before a release is triggered (0: trigger at once).',
+    `${E}DEBOUNCE`,
+    2_000,
+  ),
+  concurrency: int('Releases processed at the same time.', `${E}CONCURRENCY`, 4, 1, 256),
+  'write-qps': number(
+    'Sustained HelmRelease writes per second (all releases together).',
+    `${E}WRITE_QPS`,
+    20,
+    0.1,
+    10_000,
+  ),
+  'write-burst': int('Writes allowed in a burst above --write-qps.', `${E}WRITE_BURST`, 40, 1, 100_000),
+  force: bool(
+    'Set reconcile.fluxcd.io/forceAt with every trigger (upgrade even when the values are unchanged).',
+    `${E}FORCE`,
+    false,
+  ),
+  'notify-only': bool(
+    'Emit events and metrics for triggers and retries, but write nothing to HelmReleases.',
+    `${E}NOTIFY_ONLY`,
+    false,
+  ),
+  'compat-trigger-operator': bool(
+    "Also honour helmrelease-trigger-operator's link annotations (nebius.ai/..., uburro.github.com/...).",
+    `${E}COMPAT_TRIGGER_OPERATOR`,
+    false,
+  ),
+  // retries
+  retries: bool('Retry releases that failed on transient errors.', `${E}RETRIES`, true),
+  'retry-base-delay': duration(
+    'Delay before the first retry of a failure episode.',
+    `${E}RETRY_BASE_DELAY`,
+    30_000,
+  ),
+  'retry-factor': number('Each further retry waits this many times longer.', `${E}RETRY_FACTOR`, 2, 1, 100),
+  'retry-max-delay': duration('Upper bound of the delay between retries.', `${E}RETRY_MAX_DELAY`, 600_000),
+  'retry-jitter': number(
+    'Random extra delay, as a fraction of the delay (0 to 1).',
+    `${E}RETRY_JITTER`,
+    0.2,
+    0,
+    1,
+  ),
+  'retry-max-attempts': int(
+    'Retries per failure episode before giving up.',
+    `${E}RETRY_MAX_ATTEMPTS`,
+    5,
+    0,
+    1000,
+  ),
+  'retry-patterns': list(
+    'Extra transient-failure patterns (regular expressions, case-insensitive); repeatable.',
+    `${E}RETRY_PATTERNS`,
+  ),
+} satisfies Record<string, FlagSpec<unknown>>;
+
+type Flags = typeof FLAGS;
+export type Config = { [K in keyof Flags]: Flags[K]['default'] };
+export type FlagName = keyof Flags;
+
+export const HELP_FLAG = 'help';
+
+/** Thrown for --help: the message is the usage text, and the process exits 0. */
+export class HelpRequested extends Error {}
+
+export function usage(): string {
+  const lines = [
+    'Usage: helmrelease-autopilot [flags]',
+    '',
+    'Every flag can also be set by its environment variable.',
+    '',
+  ];
+  for (const [name, spec] of Object.entries(FLAGS) as [string, FlagSpec<unknown>][]) {
+    const placeholder =
+      spec.type === 'bool' ? '' : spec.type === 'enum' ? ` ${spec.values?.join('|')}` : ` ${spec.type}`;
+    const def = Array.isArray(spec.default) ? '' : ` (default ${formatDefault(spec)})`;
+    lines.push(`  --${name}${placeholder}`, `      ${spec.help}${def} [$${spec.env}]`);
+  }
+  lines.push('  --help', '      Print this help and exit.');
+  return lines.join('\n');
+}
+
+export function formatDefault(spec: FlagSpec<unknown>): string {
+  if (spec.type === 'duration') return formatDuration(spec.default as number);
+  if (Array.isArray(spec.default)) return '';
+  return spec.default === '' ? '""' : String(spec.default);
+}
+
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/** Parses argv (without node and script) and env. Throws ConfigError for bad input, HelpRequested for --help. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+  const specs = FLAGS as Record<string, FlagSpec<unknown>>;
+  const fromArgs = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--help' || arg === '-h') throw new HelpRequested(usage());
+    if (!arg.startsWith('--'))
+      throw new ConfigError(`unexpected argument "${arg}" (flags start with --; see --help)`);
+    let [name, value] = splitFlag(arg.slice(2));
+    let spec = specs[name];
+    if (!spec && name.startsWith('no-') && specs[name.slice(3)]?.type === 'bool' && value === undefined) {
+      name = name.slice(3);
+      spec = specs[name];
+      value = 'false';
+    }
+    if (!spec) throw new ConfigError(`unknown flag --${name} (see --help)`);
+    if (value === undefined) {
+      if (spec.type === 'bool') value = 'true';
+      else {
+        const next = argv[i + 1];
+        if (next === undefined) throw new ConfigError(`--${name} needs a value`);
+        value = next;
+        i++;
+      }
+    }
+    fromArgs.set(name, [...(fromArgs.get(name) ?? []), value]);
+  }
+  const config: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    const given = fromArgs.get(name);
+    if (given && spec.type === 'list') config[name] = given.flatMap((v) => spec.parse(v, name) as string[]);
+    else if (given) config[name] = spec.parse(given[given.length - 1] as string, name);
+    else if (env[spec.env] !== undefined && env[spec.env] !== '')
+      config[name] = parseEnv(spec, name, env[spec.env] as string);
+    else config[name] = spec.default;
+  }
+  return validate(config as Config);
+}
+
+function parseEnv(spec: FlagSpec<unknown>, name: string, raw: string): unknown {
+  try {
+    return spec.parse(raw, name);
+  } catch (err) {
+    throw new ConfigError(`$${spec.env}: ${(err as Error).message.replace(/^--[\w-]+: /, '')}`);
+  }
+}
+
+function splitFlag(s: string): [string, string | undefined] {
+  const eq = s.indexOf('=');
+  return eq < 0 ? [s, undefined] : [s.slice(0, eq), s.slice(eq + 1)];
+}
+
+/** Checks that need more than one flag. */
+function validate(c: Config): Config {
+  if (c['retry-base-delay'] > c['retry-max-delay']) {
+    throw new ConfigError('--retry-base-delay must not exceed --retry-max-delay');
+  }
+  if (!c.webhook && !c.reconciler)
+    throw new ConfigError('--webhook and --reconciler are both off: nothing to run');
+  return c;
+}

@@ -1,0 +1,173 @@
+// The parts of a Flux HelmRelease (helm.toolkit.fluxcd.io/v2) this project reads, parsed once at the edge.
+import { DEFAULT_VALUES_KEY } from '../names.ts';
+import { array, bool, isObject, num, str, stringMap } from '../util/narrow.ts';
+
+export type ValuesSourceKind = 'ConfigMap' | 'Secret';
+
+/** One spec.valuesFrom entry, with Flux's defaults applied. */
+export interface ValuesReference {
+  kind: ValuesSourceKind;
+  name: string;
+  valuesKey: string;
+  targetPath: string;
+  optional: boolean;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+}
+
+export interface HelmReleaseStatus {
+  observedGeneration?: number;
+  conditions: Condition[];
+  failures: number;
+  installFailures: number;
+  upgradeFailures: number;
+  lastAttemptedGeneration?: number;
+  lastAttemptedRevision?: string;
+  lastAttemptedConfigDigest?: string;
+  lastHandledReconcileAt?: string;
+  lastHandledForceAt?: string;
+  lastHandledResetAt?: string;
+  /** Revision (Helm release version) of the newest history snapshot, when there is one. */
+  latestReleaseVersion?: number;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  resourceVersion: string;
+  generation: number;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  deletionTimestamp?: string;
+}
+
+export interface HelmRelease {
+  metadata: ObjectMeta;
+  suspend: boolean;
+  valuesFrom: ValuesReference[];
+  status: HelmReleaseStatus;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+export function parseObjectMeta(raw: unknown): Parsed<ObjectMeta> {
+  if (!isObject(raw)) return { ok: false, error: 'metadata is not an object' };
+  const name = str(raw.name);
+  if (!name) return { ok: false, error: 'metadata.name is missing' };
+  const deletionTimestamp = str(raw.deletionTimestamp);
+  return {
+    ok: true,
+    value: {
+      name,
+      namespace: str(raw.namespace) ?? '',
+      uid: str(raw.uid) ?? '',
+      resourceVersion: str(raw.resourceVersion) ?? '',
+      generation: num(raw.generation) ?? 0,
+      labels: stringMap(raw.labels),
+      annotations: stringMap(raw.annotations),
+      ...(deletionTimestamp ? { deletionTimestamp } : {}),
+    },
+  };
+}
+
+/** Parses spec.valuesFrom. Entries Flux would reject (unknown kind, no name) are reported, not dropped silently. */
+export function parseValuesFrom(raw: unknown): Parsed<ValuesReference[]> {
+  const refs: ValuesReference[] = [];
+  for (const [i, entry] of array(raw).entries()) {
+    if (!isObject(entry)) return { ok: false, error: `spec.valuesFrom[${i}] is not an object` };
+    const kind = str(entry.kind);
+    if (kind !== 'ConfigMap' && kind !== 'Secret') {
+      return { ok: false, error: `spec.valuesFrom[${i}].kind must be ConfigMap or Secret` };
+    }
+    const name = str(entry.name);
+    if (!name) return { ok: false, error: `spec.valuesFrom[${i}].name is missing` };
+    refs.push({
+      kind,
+      name,
+      valuesKey: str(entry.valuesKey) || DEFAULT_VALUES_KEY,
+      targetPath: str(entry.targetPath) ?? '',
+      optional: bool(entry.optional) ?? false,
+    });
+  }
+  return { ok: true, value: refs };
+}
+
+function parseCondition(raw: unknown): Condition | undefined {
+  if (!isObject(raw)) return undefined;
+  const type = str(raw.type);
+  const status = str(raw.status);
+  if (!type || (status !== 'True' && status !== 'False' && status !== 'Unknown')) return undefined;
+  const observedGeneration = num(raw.observedGeneration);
+  const lastTransitionTime = str(raw.lastTransitionTime);
+  return {
+    type,
+    status,
+    reason: str(raw.reason) ?? '',
+    message: str(raw.message) ?? '',
+    ...(observedGeneration !== undefined ? { observedGeneration } : {}),
+    ...(lastTransitionTime ? { lastTransitionTime } : {}),
+  };
+}
+
+function parseStatus(raw: unknown): HelmReleaseStatus {
+  const s = isObject(raw) ? raw : {};
+  const history = array(s.history);
+  const latest = isObject(history[0]) ? num(history[0].version) : undefined;
+  const optional = {
+    observedGeneration: num(s.observedGeneration),
+    lastAttemptedGeneration: num(s.lastAttemptedGeneration),
+    lastAttemptedRevision: str(s.lastAttemptedRevision),
+    lastAttemptedConfigDigest: str(s.lastAttemptedConfigDigest),
+    lastHandledReconcileAt: str(s.lastHandledReconcileAt),
+    lastHandledForceAt: str(s.lastHandledForceAt),
+    lastHandledResetAt: str(s.lastHandledResetAt),
+    latestReleaseVersion: latest,
+  };
+  const status: HelmReleaseStatus = {
+    conditions: array(s.conditions)
+      .map(parseCondition)
+      .filter((c): c is Condition => c !== undefined),
+    failures: num(s.failures) ?? 0,
+    installFailures: num(s.installFailures) ?? 0,
+    upgradeFailures: num(s.upgradeFailures) ?? 0,
+  };
+  for (const [k, v] of Object.entries(optional)) {
+    if (v !== undefined) Object.assign(status, { [k]: v });
+  }
+  return status;
+}
+
+/** Parses a HelmRelease from its JSON form. Unknown fields are ignored; a malformed valuesFrom is an error. */
+export function parseHelmRelease(raw: unknown): Parsed<HelmRelease> {
+  if (!isObject(raw)) return { ok: false, error: 'object is not a JSON object' };
+  const meta = parseObjectMeta(raw.metadata);
+  if (!meta.ok) return meta;
+  const spec = isObject(raw.spec) ? raw.spec : {};
+  const valuesFrom = parseValuesFrom(spec.valuesFrom);
+  if (!valuesFrom.ok) return valuesFrom;
+  return {
+    ok: true,
+    value: {
+      metadata: meta.value,
+      suspend: bool(spec.suspend) ?? false,
+      valuesFrom: valuesFrom.value,
+      status: parseStatus(raw.status),
+    },
+  };
+}
+
+export function findCondition(hr: HelmRelease, type: string): Condition | undefined {
+  return hr.status.conditions.find((c) => c.type === type);
+}
+
+export function releaseKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}

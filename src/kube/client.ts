@@ -1,0 +1,219 @@
+// A thin REST client over client-node's KubeConfig: client-node does the authentication (certificates,
+// tokens, exec plugins); this module does requests with the headers we need (merge patches, metadata-only
+// Accept) and streams watch responses line by line. Errors carry the API server's Status.
+import http from 'node:http';
+import https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { isObject, str } from '../util/narrow.ts';
+
+export const MERGE_PATCH = 'application/merge-patch+json';
+export const JSON_PATCH = 'application/json-patch+json';
+/** Accept headers of metadata-only list and watch (PartialObjectMetadata). */
+export const ACCEPT_METADATA_LIST =
+  'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json';
+export const ACCEPT_METADATA =
+  'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1,application/json';
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  accept?: string;
+  signal?: AbortSignal;
+  /** Milliseconds until the request is aborted; default 30 s. Watches pass 0 (no limit). */
+  timeoutMs?: number;
+}
+
+/** An error answer of the API server, with its Status reason (NotFound, Conflict, Expired, Forbidden, ...). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiError && err.status === 404;
+}
+export function isConflict(err: unknown): boolean {
+  return err instanceof ApiError && err.status === 409;
+}
+export function isGone(err: unknown): boolean {
+  return err instanceof ApiError && (err.status === 410 || err.reason === 'Expired');
+}
+
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  readonly server: URL;
+  private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
+
+  private constructor(kc: KubeConfig, server: URL, agent: http.Agent) {
+    this.kubeConfig = kc;
+    this.server = server;
+    this.agent = agent;
+    this.transport = server.protocol === 'http:' ? http : https;
+  }
+
+  static async create(kc: KubeConfig): Promise<KubeClient> {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const server = new URL(cluster.server);
+    const opts: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    const agentOptions: https.AgentOptions = {
+      keepAlive: true,
+      maxSockets: 64,
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      ...(opts.cert ? { cert: opts.cert } : {}),
+      ...(opts.key ? { key: opts.key } : {}),
+      ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+      ...(opts.servername ? { servername: opts.servername } : {}),
+    };
+    const agent =
+      server.protocol === 'http:' ? new http.Agent({ keepAlive: true }) : new https.Agent(agentOptions);
+    return new KubeClient(kc, server, agent);
+  }
+
+  /** Closes idle keep-alive sockets. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async headers(accept: string, contentType?: string): Promise<http.OutgoingHttpHeaders> {
+    const opts: https.RequestOptions = { headers: {} };
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders), accept };
+    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    if (contentType) headers['content-type'] = contentType;
+    return headers;
+  }
+
+  private url(path: string, query?: Query): URL {
+    const base = this.server.pathname.replace(/\/$/, '');
+    const url = new URL(base + path, this.server);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  /** Sends a request and returns the open response; non-2xx answers become ApiError. */
+  private async open(o: RequestOptions): Promise<http.IncomingMessage> {
+    const body = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
+    const headers = await this.headers(
+      o.accept ?? 'application/json',
+      body ? (o.contentType ?? 'application/json') : undefined,
+    );
+    if (body) headers['content-length'] = body.byteLength;
+    const url = this.url(o.path, o.query);
+    return await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = this.transport.request(url, {
+        method: o.method ?? 'GET',
+        headers,
+        agent: this.agent,
+        signal: o.signal,
+      });
+      const timeout = o.timeoutMs ?? 30_000;
+      if (timeout > 0)
+        req.setTimeout(timeout, () =>
+          req.destroy(new Error(`request ${o.method ?? 'GET'} ${o.path} timed out after ${timeout} ms`)),
+        );
+      req.on('error', reject);
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve(res);
+        readAll(res).then((text) => reject(toApiError(status, text)), reject);
+      });
+      req.end(body);
+    });
+  }
+
+  /** A request whose JSON answer is returned (unknown: callers narrow it). */
+  async request(o: RequestOptions): Promise<unknown> {
+    const res = await this.open(o);
+    const text = await readAll(res);
+    return text === '' ? undefined : JSON.parse(text);
+  }
+
+  get(path: string, opts: { accept?: string; signal?: AbortSignal } = {}): Promise<unknown> {
+    return this.request({ path, ...opts });
+  }
+
+  create(path: string, body: unknown, query?: Query): Promise<unknown> {
+    return this.request({ method: 'POST', path, body, ...(query ? { query } : {}) });
+  }
+
+  /** JSON merge patch (RFC 7386): null deletes a key. */
+  mergePatch(path: string, patch: unknown, query?: Query): Promise<unknown> {
+    return this.request({
+      method: 'PATCH',
+      path,
+      body: patch,
+      contentType: MERGE_PATCH,
+      ...(query ? { query } : {}),
+    });
+  }
+
+  delete(path: string, query?: Query): Promise<unknown> {
+    return this.request({ method: 'DELETE', path, ...(query ? { query } : {}) });
+  }
+
+  /**
+   * Opens a watch and calls onEvent for every JSON line. Resolves when the server ends the stream,
+   * rejects on errors. The returned promise settles after the last event has been handled.
+   */
+  async watch(o: RequestOptions, onEvent: (event: unknown) => void, onBytes?: () => void): Promise<void> {
+    const res = await this.open({ ...o, timeoutMs: 0 });
+    await new Promise<void>((resolve, reject) => {
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        onBytes?.();
+        buffer += chunk;
+        let nl = buffer.indexOf('\n');
+        while (nl >= 0) {
+          const line = buffer.slice(0, nl).trim();
+          buffer = buffer.slice(nl + 1);
+          if (line !== '') {
+            try {
+              onEvent(JSON.parse(line));
+            } catch (err) {
+              res.destroy(err as Error);
+              return;
+            }
+          }
+          nl = buffer.indexOf('\n');
+        }
+      });
+      res.on('end', resolve);
+      res.on('error', reject);
+      res.on('close', () => reject(new Error('watch connection closed')));
+    });
+  }
+}
+
+function readAll(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('error', reject);
+  });
+}
+
+function toApiError(status: number, text: string): ApiError {
+  try {
+    const body: unknown = JSON.parse(text);
+    if (isObject(body)) return new ApiError(status, str(body.reason) ?? '', str(body.message) ?? text);
+  } catch {
+    // not a Status object: keep the raw text
+  }
+  return new ApiError(status, '', text.slice(0, 500) || `HTTP ${status}`);
+}

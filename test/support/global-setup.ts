@@ -1,0 +1,39 @@
+// Starts one real control plane (etcd + kube-apiserver + Flux CRDs) for the whole integration run.
+import type { TestProject } from 'vitest/node';
+import { type ControlPlane, startControlPlane } from '../../hack/controlplane.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeconfig: string;
+    controlPlaneDir: string;
+    caCert: string;
+    caKey: string;
+  }
+}
+
+let cp: ControlPlane | undefined;
+
+export default async function setup(project: TestProject) {
+  const started = Date.now();
+  cp = await startControlPlane();
+  process.stderr.write(
+    `control plane ready in ${Date.now() - started} ms: ${cp.server} (KUBECONFIG=${cp.kubeconfigPath})\n`,
+  );
+  project.provide('kubeconfig', cp.kubeconfigPath);
+  project.provide('controlPlaneDir', cp.dir);
+  project.provide('caCert', cp.ca.cert);
+  project.provide('caKey', cp.ca.key);
+  const pids = cp.pids();
+  return async () => {
+    await cp?.stop();
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (alive.length > 0) throw new Error(`control plane processes outlived the run: ${alive.join(', ')}`);
+  };
+}

@@ -1,0 +1,269 @@
+// A work queue keyed by release, in the shape of controller-runtime's: events only add keys; a key is
+// processed by one worker at a time; adds while it is being processed run it once more afterwards;
+// failures requeue the key with per-key exponential backoff. add() debounces over a fixed window that
+// starts at the first add, so a stream of changes cannot postpone a key forever.
+import { type Clock, systemClock } from '../src/util/clock.ts';
+
+export type Handler = (key: string) => Promise<undefined | { requeueAfterMs: number }>;
+
+export interface QueueOptions {
+  concurrency: number;
+  /** Window after the first add() during which further adds coalesce; 0: due at once. */
+  debounceMs: number;
+  backoff?: { baseMs: number; maxMs: number };
+  clock?: Clock;
+  /** Called when the handler throws (after the key is requeued with backoff). */
+  onError?: (key: string, err: unknown, retryInMs: number) => void;
+}
+
+interface Entry {
+  due: number;
+  seq: number;
+  key: string;
+}
+
+/** A binary min-heap of (due, seq). Stale entries are skipped when popped (lazy deletion). */
+class DueHeap {
+  private readonly a: Entry[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  peek(): Entry | undefined {
+    return this.a[0];
+  }
+  push(e: Entry): void {
+    const a = this.a;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (less(a[p] as Entry, e)) break;
+      a[i] = a[p] as Entry;
+      i = p;
+    }
+    a[i] = e;
+  }
+  pop(): Entry | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const r = l + 1;
+        const c = r < a.length && less(a[r] as Entry, a[l] as Entry) ? r : l;
+        if (less(last, a[c] as Entry)) break;
+        a[i] = a[c] as Entry;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+}
+const less = (x: Entry, y: Entry) => x.due < y.due || (x.due === y.due && x.seq < y.seq);
+
+export class WorkQueue {
+  private readonly handler: Handler;
+  private readonly o: Required<Omit<QueueOptions, 'onError'>> & Pick<QueueOptions, 'onError'>;
+  /** Earliest due time of every scheduled key. */
+  private readonly scheduled = new Map<string, number>();
+  private readonly heap = new DueHeap();
+  /** Keys due now, in order, each at most once. */
+  private readonly ready: string[] = [];
+  private readonly readySet = new Set<string>();
+  private readonly processing = new Set<string>();
+  /** Keys that became due while being processed: run again when the current run ends. */
+  private readonly again = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private timer: unknown;
+  private timerDue = Number.POSITIVE_INFINITY;
+  private seq = 0;
+  private running = false;
+  private readonly inflight = new Set<Promise<void>>();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(handler: Handler, options: QueueOptions) {
+    this.handler = handler;
+    this.o = { backoff: { baseMs: 500, maxMs: 60_000 }, clock: systemClock, ...options };
+  }
+
+  /** Enqueues key after the debounce window (coalescing with an add already pending). */
+  add(key: string): void {
+    this.schedule(key, this.o.clock.now() + this.o.debounceMs);
+  }
+
+  /** Enqueues key after delayMs, unless it is already due earlier. */
+  addAfter(key: string, delayMs: number): void {
+    this.schedule(key, this.o.clock.now() + Math.max(0, delayMs));
+  }
+
+  /** Forgets the failure count of key (its next failure starts the backoff anew). */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  /** Keys waiting (scheduled or ready), not counting those being processed. */
+  get depth(): number {
+    return this.scheduled.size + this.ready.length;
+  }
+
+  get busy(): number {
+    return this.processing.size;
+  }
+
+  start(): void {
+    this.running = true;
+    this.pump();
+  }
+
+  /** Stops taking keys and waits for the handlers that are running. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = Number.POSITIVE_INFINITY;
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Resolves when nothing is ready or being processed (scheduled keys in the future may remain). */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.ready.length === 0 && this.processing.size === 0 && this.nextDue() > this.o.clock.now();
+  }
+
+  private nextDue(): number {
+    this.dropStale();
+    return this.heap.peek()?.due ?? Number.POSITIVE_INFINITY;
+  }
+
+  private dropStale(): void {
+    for (let top = this.heap.peek(); top && this.scheduled.get(top.key) !== top.due; top = this.heap.peek()) {
+      this.heap.pop();
+    }
+  }
+
+  private schedule(key: string, due: number): void {
+    if (this.readySet.has(key)) return;
+    const current = this.scheduled.get(key);
+    if (current !== undefined && current <= due) return;
+    this.scheduled.set(key, due);
+    this.heap.push({ due, seq: this.seq++, key });
+    this.pump();
+  }
+
+  /** Moves due keys to ready, starts workers, and arms the timer for the next due key. */
+  private pump(): void {
+    if (!this.running) return;
+    const now = this.o.clock.now();
+    for (let top = this.heap.peek(); top; top = this.heap.peek()) {
+      if (this.scheduled.get(top.key) !== top.due) {
+        this.heap.pop();
+        continue;
+      }
+      if (top.due > now) break;
+      this.heap.pop();
+      this.scheduled.delete(top.key);
+      if (this.processing.has(top.key)) this.again.add(top.key);
+      else if (!this.readySet.has(top.key)) {
+        this.ready.push(top.key);
+        this.readySet.add(top.key);
+      }
+    }
+    while (this.processing.size < this.o.concurrency && this.ready.length > 0) {
+      const key = this.ready.shift() as string;
+      this.readySet.delete(key);
+      this.run(key);
+    }
+    this.arm();
+    if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private arm(): void {
+    const due = this.nextDue();
+    if (due === this.timerDue) return;
+    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = due;
+    if (due === Number.POSITIVE_INFINITY) return;
+    this.timer = this.o.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerDue = Number.POSITIVE_INFINITY;
+        this.pump();
+      },
+      Math.max(0, due - this.o.clock.now()),
+    );
+  }
+
+  private run(key: string): void {
+    this.processing.add(key);
+    const p = (async () => {
+      try {
+        const result = await this.handler(key);
+        this.failures.delete(key);
+        if (result) this.addAfter(key, result.requeueAfterMs);
+      } catch (err) {
+        const n = (this.failures.get(key) ?? 0) + 1;
+        this.failures.set(key, n);
+        const { baseMs, maxMs } = this.o.backoff;
+        const delay = Math.min(maxMs, baseMs * 2 ** Math.min(n - 1, 30));
+        this.addAfter(key, delay);
+        this.o.onError?.(key, err, delay);
+      } finally {
+        this.processing.delete(key);
+        if (this.again.delete(key)) this.schedule(key, this.o.clock.now());
+      }
+    })();
+    this.inflight.add(p);
+    void p.finally(() => {
+      this.inflight.delete(p);
+      this.pump();
+    });
+  }
+}
+
+/** A token bucket: take() resolves when a token is available (qps sustained, burst at most). */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private readonly qps: number;
+  private readonly burst: number;
+  private readonly clock: Clock;
+  private tail: Promise<void> = Promise.resolve();
+
+  constructor(qps: number, burst: number, clock: Clock = systemClock) {
+    this.qps = qps;
+    this.burst = burst;
+    this.clock = clock;
+    this.tokens = burst;
+    this.last = clock.now();
+  }
+
+  /** Waits for a token; callers are served in order. */
+  take(): Promise<void> {
+    const next = this.tail.then(() => this.waitForToken());
+    this.tail = next;
+    return next;
+  }
+
+  private async waitForToken(): Promise<void> {
+    for (;;) {
+      const now = this.clock.now();
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
+      this.last = now;
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      const waitMs = Math.ceil(((1 - this.tokens) * 1000) / this.qps);
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, waitMs));
+    }
+  }
+}

@@ -1,0 +1,137 @@
+// The admission decision, pure: which HelmRelease requests to touch, where the digest comes from, and the
+// JSON Patch that applies the stamp. The server does the one I/O step in between (the values lookup).
+// See docs/adr/0001-digest-carry-over-on-update.md for why an unchanged spec keeps the previous digest.
+import { parseValuesFrom, type ValuesReference } from '../flux/helmrelease.ts';
+import { Annotations, Flux } from '../names.ts';
+import { isObject, type JsonObject, stringMap } from '../util/narrow.ts';
+import { mapPatch, type PatchOp } from './jsonpatch.ts';
+import type { AdmissionRequest } from './review.ts';
+import { desiredStamp, isManaged, type StampSubject } from './stamp.ts';
+
+/** The result of a values lookup: the current digest, or why there is none. */
+export type DigestOutcome = { ok: true; digest: string } | { ok: false; error: string };
+
+/** What must be looked up to compute the digest. */
+export interface DigestNeed {
+  namespace: string;
+  refs: readonly ValuesReference[];
+}
+
+/** Where the recorded digest comes from. */
+export type DigestSource =
+  | { from: 'none' }
+  | { from: 'incoming' | 'carried'; digest: string }
+  | { from: 'lookup'; need: DigestNeed };
+
+export type Plan =
+  | { action: 'skip'; reason: string }
+  | { action: 'stamp'; metadata: JsonObject; subject: StampSubject; digest: DigestSource };
+
+export interface Decision {
+  allowed: true;
+  patch: PatchOp[];
+  warnings: string[];
+  /** Why, for logs and metrics: skipped:<reason>, unmanaged, or stamped:<digest source>. */
+  reason: string;
+}
+
+const skip = (reason: string): Plan => ({ action: 'skip', reason });
+
+/** Decides what a request needs, before any lookup. */
+export function planAdmission(req: AdmissionRequest): Plan {
+  if (req.kind.group !== Flux.group || req.kind.kind !== Flux.kind) return skip('not-helmrelease');
+  if (req.subResource !== '') return skip('subresource');
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return skip('operation');
+  const object = isObject(req.object) ? req.object : undefined;
+  const metadata = object && isObject(object.metadata) ? object.metadata : undefined;
+  if (!object || !metadata) return skip('no-object');
+  // A release on its way out (finalizers being removed) gains nothing from a stamp.
+  if (metadata.deletionTimestamp) return skip('deleting');
+  const spec = isObject(object.spec) ? object.spec : {};
+  const valuesFrom = parseValuesFrom(spec.valuesFrom);
+  // The CRD schema rejects a malformed valuesFrom after mutation; nothing to stamp until then.
+  if (!valuesFrom.ok) return skip('invalid-valuesfrom');
+  const annotations = stringMap(metadata.annotations);
+  const subject: StampSubject = { metadata: { annotations }, valuesFrom: valuesFrom.value };
+  if (!isManaged(subject)) return { action: 'stamp', metadata, subject, digest: { from: 'none' } };
+  return {
+    action: 'stamp',
+    metadata,
+    subject,
+    digest: digestSource(req, spec, annotations, valuesFrom.value),
+  };
+}
+
+function digestSource(
+  req: AdmissionRequest,
+  spec: JsonObject,
+  annotations: Record<string, string>,
+  refs: readonly ValuesReference[],
+): DigestSource {
+  const lookup: DigestSource = { from: 'lookup', need: { namespace: req.namespace, refs } };
+  if (req.operation !== 'UPDATE') return lookup;
+  const old = isObject(req.oldObject) ? req.oldObject : {};
+  const oldSpec = isObject(old.spec) ? old.spec : {};
+  // A changed spec makes Flux reconcile with the current data: record the current digest.
+  if (!jsonEqual(spec, oldSpec)) return lookup;
+  // Unchanged spec: the recorded digest is the trigger's state. Keep what the writer sent (the operator
+  // itself updates it), else what was stored (an applier dropped it).
+  const incoming = annotations[Annotations.valuesDigest];
+  if (incoming) return { from: 'incoming', digest: incoming };
+  const carried = stringMap(isObject(old.metadata) ? old.metadata.annotations : undefined)[
+    Annotations.valuesDigest
+  ];
+  if (carried) return { from: 'carried', digest: carried };
+  return lookup;
+}
+
+/** Deep equality of JSON values: key order and prototypes do not matter, array order does. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a))
+    return Array.isArray(b) && a.length === b.length && a.every((v, i) => jsonEqual(v, b[i]));
+  if (!isObject(a) || !isObject(b)) return false;
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]));
+}
+
+/** The lookup a plan needs, if any. */
+export function digestNeed(plan: Plan): DigestNeed | undefined {
+  return plan.action === 'stamp' && plan.digest.from === 'lookup' ? plan.digest.need : undefined;
+}
+
+const MAX_ERROR_IN_WARNING = 160;
+
+/** Turns a plan and the lookup's outcome (when it needed one) into the answer. Never denies. */
+export function decide(plan: Plan, outcome: DigestOutcome | undefined): Decision {
+  if (plan.action === 'skip')
+    return { allowed: true, patch: [], warnings: [], reason: `skipped:${plan.reason}` };
+  const warnings: string[] = [];
+  let digest: string | undefined;
+  const source = plan.digest;
+  if (source.from === 'incoming' || source.from === 'carried') digest = source.digest;
+  else if (source.from === 'lookup') {
+    if (outcome?.ok) digest = outcome.digest;
+    else {
+      const why = (outcome?.error ?? 'lookup not run').slice(0, MAX_ERROR_IN_WARNING);
+      warnings.push(
+        `${Annotations.valuesDigest} not recorded (values lookup failed: ${why}); it will be backfilled`,
+      );
+    }
+  }
+  const stamp = desiredStamp(plan.subject, digest);
+  const patch = [
+    ...mapPatch(plan.metadata, 'labels', stamp.labels),
+    ...mapPatch(plan.metadata, 'annotations', stamp.annotations),
+  ];
+  const reason =
+    source.from === 'none'
+      ? 'unmanaged'
+      : `stamped:${source.from === 'lookup' && !digest ? 'lookup-failed' : source.from}`;
+  return { allowed: true, patch, warnings, reason };
+}
+
+/** The whole decision for one request, given the lookup's outcome: mutate(review, lookup result). */
+export function mutate(req: AdmissionRequest, outcome: DigestOutcome | undefined): Decision {
+  return decide(planAdmission(req), outcome);
+}

@@ -193,6 +193,11 @@ export const FLAGS = {
     `${E}WEBHOOK_CONFIGURATION`,
     '',
   ),
+  'webhook-lookup-timeout': duration(
+    'Budget of the values lookup for one admission; past it the release is admitted without a digest.',
+    `${E}WEBHOOK_LOOKUP_TIMEOUT`,
+    500,
+  ),
   // triggers
   debounce: duration(
     'Quiet time after a change before a release is triggered (0: trigger at once).',

@@ -1,0 +1,51 @@
+// Helpers shared by the webhook's tests and benchmark: an in-memory ValuesLookup and review builders.
+import type { ValuesReference } from '../src/flux/helmrelease.ts';
+import type { Json, JsonObject } from '../src/util/narrow.ts';
+import { type KeyBytes, keyBytesOf } from '../src/values/digest.ts';
+import type { ValuesLookup } from '../src/values/lookup.ts';
+
+type Data = { data?: Record<string, string>; binaryData?: Record<string, string> };
+
+/** A ValuesLookup over a fixed map of "Kind/namespace/name" to object data. */
+export function memoryLookup(objects: Record<string, Data> = {}, synced = true): ValuesLookup {
+  return {
+    hasSynced: () => synced,
+    async resolve(namespace: string): Promise<KeyBytes> {
+      return (ref: ValuesReference) =>
+        keyBytesOf(ref.kind, objects[`${ref.kind}/${namespace}/${ref.name}`], ref.valuesKey);
+    },
+  };
+}
+
+export function helmRelease(name: string, valuesFrom: Json[], metadata: JsonObject = {}): JsonObject {
+  return {
+    apiVersion: 'helm.toolkit.fluxcd.io/v2',
+    kind: 'HelmRelease',
+    metadata: { name, ...metadata },
+    spec: {
+      interval: '5m',
+      chart: { spec: { chart: 'c', sourceRef: { kind: 'HelmRepository', name: 'r' } } },
+      valuesFrom,
+    },
+  };
+}
+
+export function admissionReview(
+  uid: string,
+  object: JsonObject,
+  o: { operation?: string; namespace?: string; oldObject?: JsonObject } = {},
+): JsonObject {
+  const request: JsonObject = {
+    uid,
+    kind: { group: 'helm.toolkit.fluxcd.io', version: 'v2', kind: 'HelmRelease' },
+    resource: { group: 'helm.toolkit.fluxcd.io', version: 'v2', resource: 'helmreleases' },
+    operation: o.operation ?? 'CREATE',
+    namespace: o.namespace ?? 'ns',
+    name: String((object.metadata as JsonObject).name),
+    userInfo: { username: 'alice', groups: ['system:authenticated'] },
+    object,
+    dryRun: false,
+  };
+  if (o.oldObject) request.oldObject = o.oldObject;
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request };
+}

@@ -1,0 +1,297 @@
+// The values cache behind ValuesLookup, shared by the webhook and the trigger reconciler. ConfigMaps and
+// Secrets are watched metadata-only (src/kube/caches.ts); data is fetched (GET) only for objects a caller
+// asks about, and only when the cached copy's resourceVersion differs from the metadata cache's. Only the
+// bytes of the keys callers asked for are kept (Helm's release Secrets are ~1 MB; nobody consumes them),
+// concurrent fetches of one object version are shared, and an object the metadata cache does not know is
+// answered as missing without an API call (its ADDED event re-enqueues whoever consumes it).
+import { createHash } from 'node:crypto';
+import type { ValuesReference, ValuesSourceKind } from '../flux/helmrelease.ts';
+import { isNotFound, type KubeClient } from '../kube/client.ts';
+import { ConfigMaps, objectPath, Secrets } from '../kube/resources.ts';
+import { isObject, str, stringMap } from '../util/narrow.ts';
+import { DIGEST_PREFIX, type KeyBytes, keyBytesOf } from './digest.ts';
+import type { ValuesLookup } from './lookup.ts';
+
+/** What the store needs from a metadata cache: the resourceVersion of an object, if it exists. */
+export interface SourceMetaView {
+  get(namespace: string, name: string): { resourceVersion: string } | undefined;
+  hasSynced(): boolean;
+}
+
+/** An object's data as fetched; transient (only the consumed keys survive the fetch). */
+export interface SourceData {
+  resourceVersion: string;
+  data: Record<string, string>;
+  binaryData: Record<string, string>;
+}
+
+/** GETs one ConfigMap or Secret; null when it does not exist. */
+export type FetchObject = (
+  kind: ValuesSourceKind,
+  namespace: string,
+  name: string,
+) => Promise<SourceData | null>;
+
+export interface ValuesStoreOptions {
+  sources: Record<ValuesSourceKind, SourceMetaView>;
+  fetch: FetchObject;
+  /** Concurrent GETs at most (a start-up with thousands of releases must not flood the API server). */
+  maxConcurrentFetches?: number;
+}
+
+export interface ValuesStoreStats {
+  fetches: number;
+  hits: number;
+  /** Lookups answered "missing" from the metadata cache alone. */
+  missingFromMetadata: number;
+}
+
+interface Entry {
+  /** resourceVersion of the fetched object ('' when the GET found nothing). */
+  rv: string;
+  /** The metadata cache's resourceVersion when the fetch started: data is at least that new. */
+  metaRv: string;
+  keys: Map<string, Uint8Array | null>;
+  /** Digest over all data, when someone asked (explicit links). */
+  dataDigest?: string | null;
+}
+
+interface Want {
+  keys: readonly string[];
+  dataDigest: boolean;
+}
+
+const objectKey = (kind: ValuesSourceKind, namespace: string, name: string) => `${kind}/${namespace}/${name}`;
+
+export class ValuesStore implements ValuesLookup {
+  private readonly o: Required<ValuesStoreOptions>;
+  private readonly entries = new Map<string, Entry>();
+  /** Single flight: one GET per (object, metadata resourceVersion) at a time. */
+  private readonly inflight = new Map<string, Promise<SourceData | null>>();
+  private readonly slots: Semaphore;
+  readonly stats: ValuesStoreStats = { fetches: 0, hits: 0, missingFromMetadata: 0 };
+
+  constructor(options: ValuesStoreOptions) {
+    this.o = { maxConcurrentFetches: 16, ...options };
+    this.slots = new Semaphore(this.o.maxConcurrentFetches);
+  }
+
+  hasSynced(): boolean {
+    return this.o.sources.ConfigMap.hasSynced() && this.o.sources.Secret.hasSynced();
+  }
+
+  /** Number of objects whose consumed keys are held. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async resolve(
+    namespace: string,
+    refs: readonly ValuesReference[],
+    signal?: AbortSignal,
+  ): Promise<KeyBytes> {
+    if (!this.hasSynced()) throw new Error('values cache is not synced yet');
+    const wanted = new Map<string, { kind: ValuesSourceKind; name: string; keys: Set<string> }>();
+    for (const ref of refs) {
+      const k = objectKey(ref.kind, namespace, ref.name);
+      const w = wanted.get(k) ?? { kind: ref.kind, name: ref.name, keys: new Set<string>() };
+      w.keys.add(ref.valuesKey);
+      wanted.set(k, w);
+    }
+    const found = new Map<string, Map<string, Uint8Array | null> | null>();
+    await Promise.all(
+      [...wanted].map(async ([k, w]) => {
+        const entry = await this.entryFor(
+          w.kind,
+          namespace,
+          w.name,
+          { keys: [...w.keys], dataDigest: false },
+          signal,
+        );
+        found.set(k, entry ? entry.keys : null);
+      }),
+    );
+    return (ref) => found.get(objectKey(ref.kind, namespace, ref.name))?.get(ref.valuesKey) ?? null;
+  }
+
+  /** A digest over all data of one object (explicit links fire on any data change), or null when missing. */
+  async dataDigest(
+    kind: ValuesSourceKind,
+    namespace: string,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<string | null> {
+    if (!this.hasSynced()) throw new Error('values cache is not synced yet');
+    const entry = await this.entryFor(kind, namespace, name, { keys: [], dataDigest: true }, signal);
+    return entry?.dataDigest ?? null;
+  }
+
+  /**
+   * Drops what is held for an object unless it is still current at `resourceVersion` (called by the metadata
+   * informers on update and, without a version, on delete), so memory follows what is still referenced.
+   */
+  invalidate(kind: ValuesSourceKind, namespace: string, name: string, resourceVersion?: string): void {
+    const k = objectKey(kind, namespace, name);
+    const entry = this.entries.get(k);
+    if (entry && (resourceVersion === undefined || entry.rv !== resourceVersion)) this.entries.delete(k);
+  }
+
+  /** The entry for an object, fetched if the cached one is stale or lacks what is wanted; null if missing. */
+  private async entryFor(
+    kind: ValuesSourceKind,
+    namespace: string,
+    name: string,
+    want: Want,
+    signal?: AbortSignal,
+  ): Promise<Entry | null> {
+    const meta = this.o.sources[kind].get(namespace, name);
+    if (!meta) {
+      this.stats.missingFromMetadata++;
+      return null;
+    }
+    const k = objectKey(kind, namespace, name);
+    const cached = this.entries.get(k);
+    if (cached && isCurrent(cached, meta.resourceVersion) && covers(cached, want)) {
+      this.stats.hits++;
+      return cached.rv === '' ? null : cached;
+    }
+    const flightKey = `${k}@${meta.resourceVersion}`;
+    let flight = this.inflight.get(flightKey);
+    if (!flight) {
+      flight = this.fetchOnce(kind, namespace, name);
+      this.inflight.set(flightKey, flight);
+      const f = flight;
+      void f.then(
+        () => this.inflight.delete(flightKey),
+        () => this.inflight.delete(flightKey),
+      );
+    }
+    const object = await abortable(flight, signal);
+    return this.remember(k, meta.resourceVersion, object, want);
+  }
+
+  private async fetchOnce(
+    kind: ValuesSourceKind,
+    namespace: string,
+    name: string,
+  ): Promise<SourceData | null> {
+    await this.slots.acquire();
+    try {
+      this.stats.fetches++;
+      return await this.o.fetch(kind, namespace, name);
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  /** Keeps the wanted keys of a fetched object (merging with what is held for the same version). */
+  private remember(k: string, metaRv: string, object: SourceData | null, want: Want): Entry | null {
+    const rv = object?.resourceVersion ?? '';
+    let entry = this.entries.get(k);
+    if (!entry || entry.rv !== rv) {
+      entry = { rv, metaRv, keys: new Map() };
+      this.entries.set(k, entry);
+    } else entry.metaRv = metaRv;
+    if (!object) return null;
+    const kind = k.slice(0, k.indexOf('/')) as ValuesSourceKind;
+    for (const key of want.keys) {
+      if (!entry.keys.has(key)) entry.keys.set(key, keyBytesOf(kind, object, key));
+    }
+    if (want.dataDigest && entry.dataDigest === undefined) entry.dataDigest = objectDataDigest(object);
+    return entry;
+  }
+}
+
+/** Cached data is current when it was fetched at (or after) the version the metadata cache shows. */
+function isCurrent(entry: Entry, metaRv: string): boolean {
+  return entry.rv === metaRv || entry.metaRv === metaRv;
+}
+
+function covers(entry: Entry, want: Want): boolean {
+  if (entry.rv === '') return true;
+  if (want.dataDigest && entry.dataDigest === undefined) return false;
+  return want.keys.every((key) => entry.keys.has(key));
+}
+
+/** sha256 over every key of data and binaryData, sorted, length-prefixed. */
+export function objectDataDigest(object: Pick<SourceData, 'data' | 'binaryData'>): string {
+  const h = createHash('sha256');
+  h.update('helmrelease-autopilot/data-digest/v1\n');
+  const field = (s: string) => {
+    const buf = Buffer.from(s, 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64BE(BigInt(buf.byteLength));
+    h.update(len);
+    h.update(buf);
+  };
+  for (const [section, map] of [
+    ['data', object.data],
+    ['binaryData', object.binaryData],
+  ] as const) {
+    for (const key of Object.keys(map).sort()) {
+      field(section);
+      field(key);
+      field(map[key] as string);
+    }
+  }
+  return DIGEST_PREFIX + h.digest('hex');
+}
+
+/** A FetchObject over the REST client. */
+export function fetchFromApi(client: KubeClient): FetchObject {
+  return async (kind, namespace, name) => {
+    const resource = kind === 'ConfigMap' ? ConfigMaps : Secrets;
+    try {
+      const raw = await client.get(objectPath(resource, namespace, name));
+      if (!isObject(raw)) throw new Error(`GET ${kind} ${namespace}/${name}: answer is not an object`);
+      const meta = isObject(raw.metadata) ? raw.metadata : {};
+      return {
+        resourceVersion: str(meta.resourceVersion) ?? '',
+        data: stringMap(raw.data),
+        binaryData: stringMap(raw.binaryData),
+      };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  };
+}
+
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+class Semaphore {
+  private free: number;
+  private readonly waiters: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

@@ -1,0 +1,86 @@
+// The shared caches and the values store against a real API server: metadata-only watches keep no data,
+// lookups fetch only what is referenced and stale, and changes are seen through the watch.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ValuesReference } from '../../src/flux/helmrelease.ts';
+import { type CachesOptions, createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { ConfigMaps, collectionPath, objectPath, Secrets } from '../../src/kube/resources.ts';
+import { testLogger } from '../../src/log.ts';
+import { Annotations } from '../../src/names.ts';
+import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+
+const ref = (kind: 'ConfigMap' | 'Secret', name: string, valuesKey = 'values.yaml'): ValuesReference => ({
+  kind,
+  name,
+  valuesKey,
+  targetPath: '',
+  optional: false,
+});
+const text = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b).toString('utf8'));
+
+const started: OperatorCaches[] = [];
+const clients: KubeClient[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((c) => c.stop()));
+  for (const c of clients.splice(0)) c.close();
+});
+
+async function newClient(): Promise<KubeClient> {
+  const c = await adminClient();
+  clients.push(c);
+  return c;
+}
+
+async function startCaches(o: Omit<CachesOptions, 'logger'>): Promise<OperatorCaches> {
+  const caches = createCaches({ ...o, logger: testLogger() });
+  started.push(caches);
+  caches.start();
+  await caches.waitForSync();
+  return caches;
+}
+
+describe('shared caches and values store', () => {
+  it('keep no data in the metadata caches and fetch only referenced objects', async () => {
+    const client = await newClient();
+    const ns = await createNamespace(client, 'trg-store');
+    await client.create(collectionPath(ConfigMaps, ns), {
+      metadata: { name: 'cm', annotations: { [Annotations.linkReleases]: 'a, b', unrelated: 'x' } },
+      data: { 'values.yaml': 'a: 1', other: 'o' },
+    });
+    await client.create(collectionPath(Secrets, ns), {
+      metadata: { name: 'big' },
+      data: { release: Buffer.alloc(512 * 1024, 7).toString('base64') },
+    });
+    const caches = await startCaches({ client, namespace: ns });
+
+    const cm = caches.configMaps.get(ns, 'cm');
+    expect(cm?.value).toEqual({ links: { [Annotations.linkReleases]: 'a, b' } });
+    expect(caches.secrets.get(ns, 'big')?.value).toEqual({ links: {} });
+
+    const bytes = await caches.values.resolve(ns, [ref('ConfigMap', 'cm'), ref('Secret', 'absent')]);
+    expect(text(bytes(ref('ConfigMap', 'cm')))).toBe('a: 1');
+    expect(bytes(ref('Secret', 'absent'))).toBeNull();
+    expect(caches.values.stats.fetches).toBe(1);
+    expect(caches.values.size).toBe(1);
+  });
+
+  it('see a data change through the watch and fetch the new version once', async () => {
+    const client = await newClient();
+    const ns = await createNamespace(client, 'trg-store');
+    await client.create(collectionPath(ConfigMaps, ns), {
+      metadata: { name: 'cm' },
+      data: { 'values.yaml': 'a: 1' },
+    });
+    const caches = await startCaches({ client, namespace: ns });
+    await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]);
+    await client.mergePatch(objectPath(ConfigMaps, ns, 'cm'), { data: { 'values.yaml': 'a: 2' } });
+    await eventually(
+      async () =>
+        text((await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]))(ref('ConfigMap', 'cm'))) === 'a: 2',
+      { what: 'the new value' },
+    );
+    const fetches = caches.values.stats.fetches;
+    await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]);
+    expect(caches.values.stats.fetches).toBe(fetches);
+  });
+});

@@ -39,6 +39,10 @@ export const Annotations = {
   linkReleases: `${PREFIX}/helmreleases`,
   /** Namespace of the linked releases (default: the object's own namespace). */
   linkNamespace: `${PREFIX}/helmreleases-namespace`,
+
+  // --- on HelmReleases, written by the operator (explicit links) ---
+  /** JSON object: linked source ("ConfigMap/ns/name") -> sha256 of its data when this release was last triggered for it. */
+  linkDigests: `${PREFIX}/link-digests`,
 } as const;
 
 /** Explicit-link annotation keys of the Go helmrelease-trigger-operator, honoured behind --compat-trigger-operator. */
@@ -65,3 +69,6 @@ export const Flux = {
 
 /** Default valuesKey of a valuesFrom entry. */
 export const DEFAULT_VALUES_KEY = 'values.yaml';
+
+/** Namespace of the linked releases when helmrelease-trigger-operator's namespace annotation is absent (its default). */
+export const COMPAT_DEFAULT_RELEASE_NAMESPACE = 'flux-system';

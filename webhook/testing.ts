@@ -1,4 +1,6 @@
 // Helpers shared by the webhook's tests and benchmark: an in-memory ValuesLookup and review builders.
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ValuesReference } from '../src/flux/helmrelease.ts';
 import type { Json, JsonObject } from '../src/util/narrow.ts';
 import { type KeyBytes, keyBytesOf } from '../src/values/digest.ts';
@@ -48,4 +50,25 @@ export function admissionReview(
   };
   if (o.oldObject) request.oldObject = o.oldObject;
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request };
+}
+
+let generation = 0;
+
+/**
+ * Writes a key pair the way kubelet updates a mounted Secret: files in a fresh timestamped directory, then
+ * the "..data" symlink swapped atomically by a rename; tls.crt and tls.key point through "..data".
+ */
+export function writeAtomicWriterLayout(dir: string, files: Record<string, string>): void {
+  mkdirSync(dir, { recursive: true });
+  const ts = `..${Date.now()}_${process.pid}_${generation++}`;
+  mkdirSync(join(dir, ts));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, ts, name), content);
+  const tmp = join(dir, '..data_tmp');
+  rmSync(tmp, { force: true });
+  symlinkSync(ts, tmp);
+  renameSync(tmp, join(dir, '..data'));
+  for (const name of Object.keys(files)) {
+    const link = join(dir, name);
+    if (!existsSync(link)) symlinkSync(join('..data', name), link);
+  }
 }

@@ -2,6 +2,8 @@
 // Precedence: command-line flag, then environment variable, then default. The README's configuration
 // table is checked against FLAGS by test/unit/readme.test.ts.
 
+import { transientPatterns } from './retry/patterns.ts';
+
 export class ConfigError extends Error {}
 
 interface FlagSpec<T> {
@@ -355,6 +357,9 @@ function validate(c: Config): Config {
   if (c['retry-base-delay'] > c['retry-max-delay']) {
     throw new ConfigError('--retry-base-delay must not exceed --retry-max-delay');
   }
+  if (c['retry-base-delay'] <= 0) throw new ConfigError('--retry-base-delay must be greater than 0');
+  const patterns = transientPatterns(c['retry-patterns']);
+  if (!patterns.ok) throw new ConfigError(`${patterns.error} [$${FLAGS['retry-patterns'].env}]`);
   if (!c.webhook && !c.reconciler)
     throw new ConfigError('--webhook and --reconciler are both off: nothing to run');
   return c;

@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import {
+  artifactFailure,
+  HelmErrors,
+  helmReleaseObject,
+  inProgress,
+  released,
+  retryingFailure,
+  rolledBackFailure,
+  type ShapeOptions,
+  stalledFailure,
+  uninstalledFailure,
+} from '../../test/support/flux-status.ts';
+import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
+import { Annotations, Flux } from '../names.ts';
+import { classifyFailure, type Verdict } from './classify.ts';
+import { transientPatterns } from './patterns.ts';
+
+const o: ShapeOptions = { namespace: 'apps', name: 'podinfo', generation: 3, at: '2026-01-01T00:00:00Z' };
+
+function release(
+  status: Record<string, unknown>,
+  meta: {
+    generation?: number;
+    annotations?: Record<string, string>;
+    suspend?: boolean;
+    deleting?: boolean;
+  } = {},
+): HelmRelease {
+  const obj = helmReleaseObject(o.namespace, o.name, {
+    ...(meta.annotations ? { annotations: meta.annotations } : {}),
+    ...(meta.suspend ? { suspend: true } : {}),
+  });
+  const parsed = parseHelmRelease({
+    ...obj,
+    metadata: {
+      ...obj.metadata,
+      uid: 'u-1',
+      resourceVersion: '7',
+      generation: meta.generation ?? o.generation,
+      ...(meta.deleting ? { deletionTimestamp: '2026-01-01T00:01:00Z' } : {}),
+    },
+    status,
+  });
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.value;
+}
+
+const defaults = transientPatterns([]);
+if (!defaults.ok) throw new Error(defaults.error);
+const policy = { patterns: defaults.patterns };
+const withFlag = transientPatterns(['connection reset by peer']);
+if (!withFlag.ok) throw new Error(withFlag.error);
+
+describe('classifyFailure on the condition shapes helm-controller writes', () => {
+  it.each<[string, HelmRelease, Verdict]>([
+    [
+      'stalled upgrade, legacy waiter timeout',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout)),
+      'retry',
+    ],
+    [
+      'stalled install, Helm v3 wait timeout',
+      release(stalledFailure(o, 'install', HelmErrors.waitTimeout)),
+      'retry',
+    ],
+    [
+      'stalled upgrade, kstatus timeout (Helm v4)',
+      release(stalledFailure(o, 'upgrade', HelmErrors.kstatusTimeout)),
+      'retry',
+    ],
+    ['stalled upgrade, i/o timeout', release(stalledFailure(o, 'upgrade', HelmErrors.ioTimeout)), 'retry'],
+    [
+      'stalled install, TLS handshake timeout',
+      release(stalledFailure(o, 'install', HelmErrors.tlsTimeout)),
+      'retry',
+    ],
+    [
+      'rolled back (Ready=RollbackSucceeded, Released holds the timeout)',
+      release(rolledBackFailure(o, HelmErrors.legacyTimeout)),
+      'retry',
+    ],
+    [
+      'uninstalled (Ready=UninstallSucceeded, Released holds the timeout)',
+      release(uninstalledFailure(o, HelmErrors.waitTimeout)),
+      'retry',
+    ],
+    [
+      'invalid object: not transient',
+      release(stalledFailure(o, 'upgrade', HelmErrors.invalidSpec)),
+      'non-transient',
+    ],
+    [
+      'values schema error: not transient',
+      release(stalledFailure(o, 'install', HelmErrors.schema)),
+      'non-transient',
+    ],
+    ['template error: not transient', release(rolledBackFailure(o, HelmErrors.template)), 'non-transient'],
+    [
+      'connection reset: not in the defaults',
+      release(stalledFailure(o, 'upgrade', HelmErrors.connectionReset)),
+      'non-transient',
+    ],
+    ['Flux still retrying by itself', release(retryingFailure(o, HelmErrors.legacyTimeout)), 'in-progress'],
+    ['an action is running', release(inProgress(o)), 'in-progress'],
+    ['chart could not be loaded (not a release failure)', release(artifactFailure(o)), 'other-failure'],
+    ['released', release(released(o)), 'ready'],
+    ['no status yet', release({}), 'not-failed'],
+    [
+      'suspended',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), { suspend: true }),
+      'suspended',
+    ],
+    [
+      'being deleted',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), { deleting: true }),
+      'deleting',
+    ],
+    [
+      'opted out with retry: "false"',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), {
+        annotations: { [Annotations.retry]: 'false' },
+      }),
+      'opted-out',
+    ],
+    [
+      'ignored',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), {
+        annotations: { [Annotations.ignore]: 'true' },
+      }),
+      'opted-out',
+    ],
+    [
+      'spec changed since the failed attempt',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), { generation: 4 }),
+      'spec-changed',
+    ],
+    [
+      'a reconcile request Flux has not handled yet',
+      release(
+        stalledFailure({ ...o, handled: '2026-01-01T00:00:00.000Z' }, 'upgrade', HelmErrors.legacyTimeout),
+        {
+          annotations: { [Flux.requestedAt]: '2026-01-01T00:05:00.000Z' },
+        },
+      ),
+      'request-pending',
+    ],
+    [
+      'a reconcile request Flux has handled',
+      release(
+        stalledFailure({ ...o, handled: '2026-01-01T00:05:00.000Z' }, 'upgrade', HelmErrors.legacyTimeout),
+        {
+          annotations: { [Flux.requestedAt]: '2026-01-01T00:05:00.000Z' },
+        },
+      ),
+      'retry',
+    ],
+  ])('%s -> %s', (_name, hr, verdict) => {
+    expect(classifyFailure(hr, policy).verdict).toBe(verdict);
+  });
+
+  it('stalled for another reason is left to Flux', () => {
+    const status = stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout);
+    const conditions = (status.conditions as { type: string; reason: string }[]).map((c) =>
+      c.type === 'Stalled' ? { ...c, reason: 'MissingRollbackTarget' } : c,
+    );
+    expect(classifyFailure(release({ ...status, conditions }), policy).verdict).toBe('stalled-other');
+  });
+
+  it('reports the Helm error and when the attempt ended', () => {
+    const c = classifyFailure(release(rolledBackFailure(o, HelmErrors.kstatusTimeout)), policy);
+    expect(c.failure).toMatchObject({ reason: 'UpgradeFailed', stalled: true, endedAtMs: Date.parse(o.at) });
+    expect(c.failure?.message).toContain(HelmErrors.kstatusTimeout);
+  });
+
+  it('flag patterns extend the defaults', () => {
+    const hr = release(stalledFailure(o, 'upgrade', HelmErrors.connectionReset));
+    expect(classifyFailure(hr, { patterns: withFlag.patterns }).verdict).toBe('retry');
+  });
+
+  it('per-release patterns extend them for that release only', () => {
+    const hr = release(stalledFailure(o, 'upgrade', HelmErrors.connectionReset), {
+      annotations: { [Annotations.retryPatterns]: 'no such thing\n\n  connection reset  \n' },
+    });
+    const c = classifyFailure(hr, policy);
+    expect(c).toMatchObject({ verdict: 'retry', warnings: [] });
+  });
+
+  it('a malformed per-release pattern yields a warning and the defaults, not a crash', () => {
+    const annotations = { [Annotations.retryPatterns]: 'connection reset\n(unclosed' };
+    const reset = classifyFailure(
+      release(stalledFailure(o, 'upgrade', HelmErrors.connectionReset), { annotations }),
+      policy,
+    );
+    expect(reset.verdict).toBe('non-transient');
+    expect(reset.warnings).toEqual([
+      expect.stringContaining('"(unclosed" is not a valid regular expression'),
+    ]);
+    const timeout = classifyFailure(
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), { annotations }),
+      policy,
+    );
+    expect(timeout.verdict).toBe('retry');
+  });
+
+  it('older Flux without a Released condition: Ready carries the failure', () => {
+    const status = stalledFailure(o, 'install', HelmErrors.legacyTimeout);
+    const conditions = (status.conditions as { type: string }[]).filter((c) => c.type !== 'Released');
+    expect(classifyFailure(release({ ...status, conditions }), policy).verdict).toBe('retry');
+  });
+});

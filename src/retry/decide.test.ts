@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { helmReleaseObject, released, stalledFailure } from '../../test/support/flux-status.ts';
+import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
+import { Annotations, Flux } from '../names.ts';
+import { backoffDelay } from './backoff.ts';
+import { classifyFailure } from './classify.ts';
+import { type Action, decide, type RetryLimits } from './decide.ts';
+import { transientPatterns } from './patterns.ts';
+import { episodeFingerprint, readRetryState } from './state.ts';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const o = { namespace: 'apps', name: 'podinfo', generation: 2, at: new Date(T0).toISOString() };
+const limits: RetryLimits = { baseMs: 30_000, factor: 2, maxMs: 600_000, jitter: 0.2, maxAttempts: 3 };
+const compiled = transientPatterns([]);
+if (!compiled.ok) throw new Error(compiled.error);
+const policy = { patterns: compiled.patterns };
+
+function release(status: Record<string, unknown>, annotations: Record<string, string> = {}): HelmRelease {
+  const obj = helmReleaseObject(o.namespace, o.name, { annotations });
+  const p = parseHelmRelease({
+    ...obj,
+    metadata: { ...obj.metadata, uid: 'u-1', resourceVersion: '5', generation: 2 },
+    status,
+  });
+  if (!p.ok) throw new Error(p.error);
+  return p.value;
+}
+
+const failed = stalledFailure(o, 'upgrade', 'context deadline exceeded');
+const episode = episodeFingerprint(release(failed));
+const delay = (attempts: number) => backoffDelay(attempts, limits, `u-1/${episode}/${attempts}`);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function run(hr: HelmRelease, now: number): Action {
+  return decide(hr, classifyFailure(hr, policy), readRetryState(hr.metadata.annotations).state, limits, now);
+}
+
+/** The state after `attempts` retries, the last at `last`, with Flux having handled it. */
+function retried(attempts: number, last: number, extra: Record<string, string> = {}) {
+  return release(
+    { ...failed, lastHandledReconcileAt: iso(last), lastHandledResetAt: iso(last) },
+    {
+      [Flux.requestedAt]: iso(last),
+      [Flux.resetAt]: iso(last),
+      [Annotations.retryAttempts]: String(attempts),
+      [Annotations.retryLastAttempt]: iso(last),
+      [Annotations.retryEpisode]: episode,
+      ...extra,
+    },
+  );
+}
+
+describe('decide', () => {
+  it('waits for the base delay after the failure, then retries with one fresh token', () => {
+    const hr = release(failed);
+    expect(run(hr, T0 + 1000)).toMatchObject({ kind: 'wait', delayMs: delay(0) - 1000, attempt: 1 });
+    const a = run(hr, T0 + delay(0));
+    expect(a).toMatchObject({ kind: 'retry', attempt: 1, token: iso(T0 + delay(0)) });
+    if (a.kind !== 'retry') return;
+    expect(a.patch.metadata.annotations).toMatchObject({
+      [Flux.requestedAt]: a.token,
+      [Flux.resetAt]: a.token,
+      [Annotations.retryAttempts]: '1',
+      [Annotations.retryEpisode]: episode,
+    });
+  });
+
+  it('the delay grows with each attempt, from the later of our request and the end of Flux’s attempt', () => {
+    const last = T0 + 40_000;
+    expect(run(retried(1, last), last + delay(1) - 1)).toMatchObject({
+      kind: 'wait',
+      delayMs: 1,
+      attempt: 2,
+    });
+    expect(run(retried(1, last), last + delay(1))).toMatchObject({ kind: 'retry', attempt: 2 });
+    const ended = last + 300_000; // Flux's retry ran into the Helm timeout
+    const conditions = (failed.conditions as Record<string, unknown>[]).map((c) => ({
+      ...c,
+      lastTransitionTime: iso(ended),
+    }));
+    const hr = release(
+      { ...failed, conditions, lastHandledReconcileAt: iso(last) },
+      retried(1, last).metadata.annotations,
+    );
+    expect(run(hr, ended + 1000)).toMatchObject({ kind: 'wait', delayMs: delay(1) - 1000 });
+  });
+
+  it('our own write (not yet handled by Flux) never causes a second retry', () => {
+    const last = T0 + 40_000;
+    const pending = release(failed, retried(1, last).metadata.annotations);
+    expect(run(pending, last + 10 * limits.maxMs)).toMatchObject({ kind: 'none' });
+  });
+
+  it('at the cap: exhaust once, then nothing', () => {
+    const last = T0 + 500_000;
+    const a = run(retried(3, last), last + 1);
+    expect(a).toMatchObject({ kind: 'exhaust', attempts: 3, episode });
+    if (a.kind !== 'exhaust') return;
+    expect(a.patch.metadata.annotations[Annotations.retryExhausted]).toBe(iso(last + 1));
+    const spent = retried(3, last, { [Annotations.retryExhausted]: iso(last + 1) });
+    expect(run(spent, last + 10 * limits.maxMs)).toMatchObject({ kind: 'exhausted' });
+  });
+
+  it('a new episode (new chart version) starts with a fresh budget', () => {
+    const last = T0 + 500_000;
+    const spent = retried(3, last, { [Annotations.retryExhausted]: iso(last) });
+    const newChart = release(
+      { ...failed, lastAttemptedRevision: '6.6.0', lastHandledReconcileAt: iso(last) },
+      spent.metadata.annotations,
+    );
+    const a = run(newChart, T0 + 10 * limits.maxMs);
+    expect(a).toMatchObject({ kind: 'retry', attempt: 1 });
+    if (a.kind === 'retry') expect(a.patch.metadata.annotations[Annotations.retryExhausted]).toBeNull();
+  });
+
+  it('Ready clears our state (once), and leaves a release we never touched alone', () => {
+    const ok = released(o);
+    const a = run(release(ok, retried(2, T0).metadata.annotations), T0);
+    expect(a.kind).toBe('clear');
+    if (a.kind === 'clear') {
+      expect(Object.keys(a.patch.metadata.annotations).sort()).toEqual(
+        [Annotations.retryAttempts, Annotations.retryEpisode, Annotations.retryLastAttempt].sort(),
+      );
+    }
+    expect(run(release(ok), T0)).toMatchObject({ kind: 'none' });
+  });
+
+  it('maxAttempts 0: exhausted at once, never a write to Flux annotations', () => {
+    const hr = release(failed);
+    const a = decide(
+      hr,
+      classifyFailure(hr, policy),
+      { attempts: 0 },
+      { ...limits, maxAttempts: 0 },
+      T0 + 1e9,
+    );
+    expect(a.kind).toBe('exhaust');
+  });
+
+  it.each([
+    ['non-transient', release(stalledFailure(o, 'upgrade', 'YAML parse error on podinfo/templates/x.yaml'))],
+    [
+      'suspended',
+      (() => {
+        const hr = release(failed);
+        return { ...hr, suspend: true };
+      })(),
+    ],
+  ])('%s: nothing, however long it waits', (_n, hr) => {
+    expect(run(hr, T0 + 1e9)).toMatchObject({ kind: 'none' });
+  });
+});

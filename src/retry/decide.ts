@@ -1,0 +1,74 @@
+// The retry state machine: given the classification of a release, its stored retry state and the time,
+// one action. Pure, so the table test reads like the specification.
+//
+//   ready, with state stored         -> clear (the episode is over; a later failure gets a fresh budget)
+//   retry, new episode               -> the counters start at 0
+//   retry, attempts < max, not due   -> wait (requeue at the due time)
+//   retry, attempts < max, due       -> retry (requestedAt = resetAt = token, attempts + 1)
+//   retry, attempts >= max           -> exhaust once (annotation, Warning event), then nothing
+//   anything else                    -> nothing (Flux's turn, or not ours to touch)
+import type { HelmRelease } from '../flux/helmrelease.ts';
+import { type BackoffPolicy, backoffDelay } from './backoff.ts';
+import type { Classification } from './classify.ts';
+import {
+  clearPatch,
+  episodeFingerprint,
+  exhaustedPatch,
+  freshToken,
+  hasRetryState,
+  type MergePatch,
+  type RetryState,
+  retryPatch,
+} from './state.ts';
+
+export interface RetryLimits extends BackoffPolicy {
+  maxAttempts: number;
+}
+
+export type Action =
+  | { kind: 'none'; why: string }
+  | { kind: 'clear'; patch: MergePatch }
+  | { kind: 'wait'; delayMs: number; attempt: number; episode: string }
+  | { kind: 'retry'; patch: MergePatch; token: string; attempt: number; episode: string }
+  | { kind: 'exhaust'; patch: MergePatch; attempts: number; episode: string }
+  | { kind: 'exhausted'; attempts: number; episode: string };
+
+export function decide(
+  hr: HelmRelease,
+  c: Classification,
+  state: RetryState,
+  limits: RetryLimits,
+  nowMs: number,
+): Action {
+  if (c.verdict === 'ready') {
+    return hasRetryState(hr.metadata.annotations)
+      ? { kind: 'clear', patch: clearPatch(hr) }
+      : { kind: 'none', why: c.reason };
+  }
+  if (c.verdict !== 'retry' || !c.failure) return { kind: 'none', why: c.reason };
+
+  const episode = episodeFingerprint(hr);
+  const same = state.episode === episode;
+  const attempts = same ? state.attempts : 0;
+  if (attempts >= limits.maxAttempts) {
+    if (same && state.exhaustedAt) return { kind: 'exhausted', attempts, episode };
+    const at = new Date(nowMs).toISOString();
+    return { kind: 'exhaust', patch: exhaustedPatch(hr, at, attempts, episode), attempts, episode };
+  }
+  // The delay runs from the end of the last attempt: Flux's (the failing conditions' transition) or,
+  // when Flux has not reported back in a way that moved them, our last request. Both are stored on the
+  // release, so the due time is the same on every evaluation. (Flux always sets lastTransitionTime; if
+  // neither is known the release is due at once rather than never.)
+  const last = same ? state.lastAttemptMs : undefined;
+  const from = Math.max(c.failure.endedAtMs ?? Number.NEGATIVE_INFINITY, last ?? Number.NEGATIVE_INFINITY);
+  const due = from + backoffDelay(attempts, limits, `${hr.metadata.uid}/${episode}/${attempts}`);
+  if (nowMs < due) return { kind: 'wait', delayMs: due - nowMs, attempt: attempts + 1, episode };
+  const token = freshToken(hr, nowMs);
+  return {
+    kind: 'retry',
+    patch: retryPatch(hr, token, attempts + 1, episode),
+    token,
+    attempt: attempts + 1,
+    episode,
+  };
+}

@@ -40,6 +40,8 @@ export class ControlPlane {
   readonly dir: string;
   readonly kubeconfigPath: string;
   readonly server: string;
+  /** etcd's client URL (plain HTTP on loopback), e.g. for compaction in tests. */
+  readonly etcdUrl: string;
   readonly ca: KeyPair;
   private readonly procs: Proc[];
   private readonly keepDir: boolean;
@@ -49,11 +51,13 @@ export class ControlPlane {
     dir: string;
     kubeconfigPath: string;
     server: string;
+    etcdUrl: string;
     ca: KeyPair;
     procs: Proc[];
     keepDir: boolean;
   }) {
     this.dir = init.dir;
+    this.etcdUrl = init.etcdUrl;
     this.kubeconfigPath = init.kubeconfigPath;
     this.server = init.server;
     this.ca = init.ca;
@@ -216,6 +220,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       dir,
       kubeconfigPath,
       server,
+      etcdUrl,
       ca,
       procs,
       keepDir: options.keepDir ?? false,
@@ -268,8 +273,13 @@ async function stopProc(p: Proc): Promise<void> {
   if (p.tether.exitCode !== null || p.tether.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => p.tether.once('exit', () => resolve()));
   p.tether.kill('SIGTERM');
-  const timeout = sleep(15_000).then(() => 'timeout' as const);
-  if ((await Promise.race([exited, timeout])) === 'timeout') {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), 15_000);
+  });
+  const outcome = await Promise.race([exited, timeout]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
     p.tether.kill('SIGKILL');
     const pid = Number(readFileSync(p.pidFile, 'utf8').trim());
     if (pid > 0) {
@@ -390,7 +400,7 @@ export async function installCRDs(kubeconfigPath: string, files: string[]): Prom
           kind?: string;
           metadata?: { name?: string; resourceVersion?: string };
         } | null;
-        if (!crd || crd.kind !== 'CustomResourceDefinition' || !crd.metadata?.name) continue;
+        if (crd?.kind !== 'CustomResourceDefinition' || !crd.metadata?.name) continue;
         names.push(crd.metadata.name);
         try {
           await client.create(base, crd);

@@ -119,7 +119,8 @@ export class Informer<T> {
 
   private async run(): Promise<void> {
     let delay = this.o.backoff.initialMs;
-    let needList = true;
+    // After stop() and start() the cache resumes watching from where it was (a 410 then relists).
+    let needList = this.resourceVersion === '';
     while (!this.stopped) {
       this.abort = new AbortController();
       try {

@@ -25,7 +25,9 @@ export default async function setup(project: TestProject) {
   project.provide('caKey', cp.ca.key);
   const pids = cp.pids();
   return async () => {
+    const stopping = Date.now();
     await cp?.stop();
+    process.stderr.write(`control plane stopped in ${Date.now() - stopping} ms\n`);
     const alive = pids.filter((pid) => {
       try {
         process.kill(pid, 0);

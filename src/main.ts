@@ -1,0 +1,81 @@
+// Entry point: parse flags, connect to the API server, serve health and metrics, run the roles,
+// and shut down cleanly on SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { type Config, ConfigError, HelpRequested, parseConfig } from './config.ts';
+import { KubeClient } from './kube/client.ts';
+import { loadKubeConfig } from './kube/kubeconfig.ts';
+import { createLogger } from './log.ts';
+import { startOpsServer } from './runtime/ops-server.ts';
+import { startRoles } from './runtime/roles.ts';
+
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let config: Config;
+  try {
+    config = parseConfig(argv, env);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(`${err.message}\n`);
+      return 0;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`helmrelease-autopilot: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger(config['log-level']);
+  const kube = loadKubeConfig({ path: config.kubeconfig, context: config.context }, env);
+  const client = await KubeClient.create(kube.kubeConfig);
+  const version = (await client.get('/version')) as { gitVersion?: string };
+  log.info({ kubeconfig: kube.source, server: client.server.origin, kubernetes: version.gitVersion }, 'connected');
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const namespace = config.namespace || readNamespace() || 'helmrelease-autopilot';
+  const roles = await startRoles({ config, client, log, registry, namespace });
+  const health = await startOpsServer({
+    host: config['bind-address'],
+    port: config['health-port'],
+    health: { checks: () => roles.checks },
+    ...(config['metrics-port'] === config['health-port'] ? { registry } : {}),
+  });
+  const metrics =
+    config['metrics-port'] > 0 && config['metrics-port'] !== config['health-port']
+      ? await startOpsServer({ host: config['bind-address'], port: config['metrics-port'], registry })
+      : undefined;
+  log.info({ healthPort: health.port, metricsPort: metrics?.port, webhook: config.webhook, reconciler: config.reconciler }, 'started');
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal }, 'shutting down');
+  const deadline = setTimeout(() => {
+    log.error({ timeoutMs: config['shutdown-timeout'] }, 'shutdown took too long: exiting');
+    process.exit(1);
+  }, config['shutdown-timeout']);
+  deadline.unref();
+  await roles.stop();
+  await Promise.all([health.close(), metrics?.close()]);
+  client.close();
+  clearTimeout(deadline);
+  log.info('stopped');
+  return 0;
+}
+
+function readNamespace(): string | undefined {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+main(process.argv.slice(2), process.env).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`helmrelease-autopilot: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,184 @@
+import { describe, expect, it } from 'vitest';
+import type { HelmRelease } from '../../src/flux/helmrelease.ts';
+import { Annotations, Flux, Labels } from '../../src/names.ts';
+import { decideTrigger, formatLinkDigests, parseLinkDigests, type TriggerInput } from './decide.ts';
+
+const D1 = 'sha256:1111';
+const D2 = 'sha256:2222';
+const TOKEN = '2026-01-01T00:00:00.123456789Z';
+const CM = 'ConfigMap/ns/linked';
+
+function release(o: {
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  suspend?: boolean;
+  valuesFrom?: boolean;
+  deleting?: boolean;
+  failed?: boolean;
+}): HelmRelease {
+  return {
+    metadata: {
+      name: 'app',
+      namespace: 'ns',
+      uid: 'u',
+      resourceVersion: '42',
+      generation: 1,
+      labels: o.labels ?? {},
+      annotations: o.annotations ?? {},
+      ...(o.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+    },
+    suspend: o.suspend ?? false,
+    valuesFrom:
+      o.valuesFrom === false
+        ? []
+        : [{ kind: 'ConfigMap', name: 'cm', valuesKey: 'values.yaml', targetPath: '', optional: false }],
+    status: {
+      conditions: o.failed
+        ? [{ type: 'Ready', status: 'False', reason: 'UpgradeFailed', message: 'context deadline exceeded' }]
+        : [],
+      failures: o.failed ? 1 : 0,
+      installFailures: 0,
+      upgradeFailures: o.failed ? 1 : 0,
+    },
+  };
+}
+
+const stamped = (digest: string, extra: Record<string, string> = {}) => ({
+  labels: { [Labels.managed]: 'true' },
+  annotations: { [Annotations.valuesDigest]: digest, ...extra },
+});
+
+const decide = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
+  decideTrigger({ valuesDigest: D2, links: {}, ...input }, { force, token: TOKEN });
+
+describe('decideTrigger', () => {
+  it.each([
+    ['opted out', release({ ...stamped(D1, { [Annotations.ignore]: 'true' }) }), 'ignored'],
+    ['being deleted', release({ ...stamped(D1), deleting: true }), 'deleting'],
+    ['suspended with a change', release({ ...stamped(D1), suspend: true }), 'suspended'],
+    ['suspended without a stamp', release({ suspend: true }), 'suspended'],
+    ['unchanged', release(stamped(D2)), 'unchanged'],
+  ])('skips a release that is %s', (_name, hr, reason) => {
+    expect(decide({ hr })).toEqual({ action: 'skip', reason });
+  });
+
+  it('triggers a changed digest with one patch: requestedAt and the new digest, under a precondition', () => {
+    expect(decide({ hr: release(stamped(D1)) })).toEqual({
+      action: 'trigger',
+      reason: 'values-changed',
+      changedLinks: [],
+      oldDigest: D1,
+      newDigest: D2,
+      patch: {
+        metadata: {
+          resourceVersion: '42',
+          annotations: { [Annotations.valuesDigest]: D2, [Flux.requestedAt]: TOKEN },
+        },
+      },
+    });
+  });
+
+  it('triggers failed releases too (a values fix is what they need)', () => {
+    expect(decide({ hr: release({ ...stamped(D1), failed: true }) }).action).toBe('trigger');
+  });
+
+  it.each([
+    ['the release asks for it', release(stamped(D1, { [Annotations.force]: 'true' })), false],
+    ['the flag asks for it', release(stamped(D1)), true],
+  ])('adds forceAt with the same token when %s', (_name, hr, force) => {
+    const d = decide({ hr }, force);
+    expect(d.action === 'trigger' && d.patch.metadata.annotations[Flux.forceAt]).toBe(TOKEN);
+  });
+
+  it('never adds forceAt unasked', () => {
+    const d = decide({ hr: release(stamped(D1, { [Annotations.force]: 'false' })) });
+    expect(d.action === 'trigger' && Flux.forceAt in d.patch.metadata.annotations).toBe(false);
+  });
+
+  it('backfills label and digest of a managed release the webhook missed, without requestedAt', () => {
+    expect(decide({ hr: release({}) })).toEqual({
+      action: 'backfill',
+      reason: 'stamp',
+      patch: {
+        metadata: {
+          resourceVersion: '42',
+          labels: { [Labels.managed]: 'true' },
+          annotations: { [Annotations.valuesDigest]: D2 },
+        },
+      },
+    });
+  });
+
+  it('backfills a missing label alone', () => {
+    const d = decide({ hr: release({ annotations: { [Annotations.valuesDigest]: D2 } }) });
+    expect(d).toMatchObject({
+      action: 'backfill',
+      patch: { metadata: { labels: { [Labels.managed]: 'true' } } },
+    });
+    expect(d.action === 'backfill' && d.patch.metadata.annotations).toEqual({});
+  });
+
+  it('removes our stamp from a release that no longer consumes valuesFrom', () => {
+    const d = decide({ hr: release({ ...stamped(D1), valuesFrom: false }), valuesDigest: undefined });
+    expect(d).toMatchObject({
+      action: 'backfill',
+      patch: {
+        metadata: { labels: { [Labels.managed]: null }, annotations: { [Annotations.valuesDigest]: null } },
+      },
+    });
+  });
+
+  it('records a new link without triggering', () => {
+    const d = decide({ hr: release(stamped(D2)), links: { [CM]: D1 } });
+    expect(d).toMatchObject({
+      action: 'backfill',
+      reason: 'link-digests',
+      patch: { metadata: { annotations: { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) } } },
+    });
+  });
+
+  it('triggers when a linked source changed, and records its new digest', () => {
+    const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) }));
+    const d = decide({ hr, links: { [CM]: D2 } });
+    expect(d).toMatchObject({ action: 'trigger', reason: 'link-changed', changedLinks: [CM] });
+    expect(d.action === 'trigger' && d.patch.metadata.annotations).toEqual({
+      [Annotations.linkDigests]: JSON.stringify({ [CM]: D2 }),
+      [Flux.requestedAt]: TOKEN,
+    });
+  });
+
+  it('is unchanged for a linked source whose data is the same', () => {
+    const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) }));
+    expect(decide({ hr, links: { [CM]: D1 } })).toEqual({ action: 'skip', reason: 'unchanged' });
+  });
+
+  it('forgets a link that is gone on the next write', () => {
+    const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) }));
+    expect(decide({ hr, links: {} })).toMatchObject({
+      action: 'backfill',
+      patch: { metadata: { annotations: { [Annotations.linkDigests]: null } } },
+    });
+  });
+
+  it('never writes spec', () => {
+    const d = decide({ hr: release(stamped(D1)) });
+    expect(Object.keys(d.action === 'trigger' ? d.patch : {})).toEqual(['metadata']);
+  });
+});
+
+describe('link digests annotation', () => {
+  it.each([
+    [undefined, {}],
+    ['', {}],
+    ['not json', {}],
+    ['[1]', {}],
+    ['{"a":1,"b":"x"}', { b: 'x' }],
+  ])('parses %j leniently', (raw, want) => {
+    expect(parseLinkDigests(raw)).toEqual(want);
+  });
+
+  it('formats canonically', () => {
+    expect(formatLinkDigests({ b: '2', a: '1' })).toBe('{"a":"1","b":"2"}');
+    expect(formatLinkDigests({})).toBeNull();
+  });
+});

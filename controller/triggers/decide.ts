@@ -1,0 +1,137 @@
+// The trigger decision, pure: given a release (from the cache) and the current digests of what it consumes,
+// skip it, backfill our stamp without a reconcile, or trigger it with one merge patch. The patch carries
+// metadata.resourceVersion as a precondition: a digest computed from a release that has changed since it
+// was read is never written (the API server answers 409 and the key is reconciled again).
+import type { MapChanges } from '../../src/admission/jsonpatch.ts';
+import { desiredStamp, isOptedOut } from '../../src/admission/stamp.ts';
+import type { HelmRelease } from '../../src/flux/helmrelease.ts';
+import { Annotations, Flux } from '../../src/names.ts';
+import type { SourceId } from './links.ts';
+
+export interface TriggerInput {
+  hr: HelmRelease;
+  /** Digest of the valuesFrom data now; undefined when the release consumes none. */
+  valuesDigest: string | undefined;
+  /** Data digests of the linked sources allowed to trigger this release, by source. */
+  links: Readonly<Record<SourceId, string>>;
+}
+
+export interface TriggerOptions {
+  /** --force: every trigger also sets forceAt. */
+  force: boolean;
+  /** A fresh reconcile token (RFC3339Nano time) for this write. */
+  token: string;
+}
+
+export interface MergePatch {
+  metadata: {
+    resourceVersion: string;
+    labels?: MapChanges;
+    annotations: MapChanges;
+  };
+}
+
+export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged';
+export type TriggerReason = 'values-changed' | 'link-changed';
+export type BackfillReason = 'stamp' | 'link-digests';
+
+export type TriggerDecision =
+  | { action: 'skip'; reason: SkipReason }
+  | { action: 'backfill'; reason: BackfillReason; patch: MergePatch }
+  | {
+      action: 'trigger';
+      reason: TriggerReason;
+      patch: MergePatch;
+      /** Linked sources whose data changed (values changes are described by the digests). */
+      changedLinks: SourceId[];
+      oldDigest: string | undefined;
+      newDigest: string | undefined;
+    };
+
+export function decideTrigger(input: TriggerInput, options: TriggerOptions): TriggerDecision {
+  const { hr, valuesDigest, links } = input;
+  const meta = hr.metadata;
+  if (isOptedOut(meta.annotations)) return { action: 'skip', reason: 'ignored' };
+  if (meta.deletionTimestamp) return { action: 'skip', reason: 'deleting' };
+  // Left alone while suspended; the digests still differ on resume, so the change is caught up then.
+  if (hr.suspend) return { action: 'skip', reason: 'suspended' };
+
+  const stored = meta.annotations[Annotations.valuesDigest];
+  const valuesChanged = valuesDigest !== undefined && stored !== undefined && stored !== valuesDigest;
+  const storedLinks = parseLinkDigests(meta.annotations[Annotations.linkDigests]);
+  // A link seen for the first time is recorded, not triggered: its earlier data is unknown.
+  const changedLinks = Object.keys(links)
+    .filter((id) => storedLinks[id] !== undefined && storedLinks[id] !== links[id])
+    .sort();
+
+  const stamp = desiredStamp(hr, valuesDigest);
+  const labels = changesTo(meta.labels, stamp.labels);
+  const annotations: Record<string, string | null> = { ...changesTo(meta.annotations, stamp.annotations) };
+  const linksValue = formatLinkDigests(links);
+  if (linksValue !== (meta.annotations[Annotations.linkDigests] ?? null)) {
+    annotations[Annotations.linkDigests] = linksValue;
+  }
+  const patch = (extra: MapChanges): MergePatch => ({
+    metadata: {
+      resourceVersion: meta.resourceVersion,
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      annotations: { ...annotations, ...extra },
+    },
+  });
+
+  if (valuesChanged || changedLinks.length > 0) {
+    const force = options.force || meta.annotations[Annotations.force] === 'true';
+    return {
+      action: 'trigger',
+      reason: valuesChanged ? 'values-changed' : 'link-changed',
+      patch: patch({
+        [Flux.requestedAt]: options.token,
+        ...(force ? { [Flux.forceAt]: options.token } : {}),
+      }),
+      changedLinks,
+      oldDigest: stored,
+      newDigest: valuesDigest,
+    };
+  }
+  if (Object.keys(labels).length > 0 || Object.keys(annotations).length > 0) {
+    const onlyLinks =
+      Object.keys(labels).length === 0 &&
+      Object.keys(annotations).length === 1 &&
+      Annotations.linkDigests in annotations;
+    return { action: 'backfill', reason: onlyLinks ? 'link-digests' : 'stamp', patch: patch({}) };
+  }
+  return { action: 'skip', reason: 'unchanged' };
+}
+
+/** The entries of `desired` that differ from `current` (null: remove a key that is present). */
+function changesTo(
+  current: Readonly<Record<string, string>>,
+  desired: MapChanges,
+): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const [k, v] of Object.entries(desired)) {
+    if (v === null ? k in current : current[k] !== v) out[k] = v;
+  }
+  return out;
+}
+
+/** The link-digests annotation; anything malformed reads as empty (the next write repairs it). */
+export function parseLinkDigests(raw: string | undefined): Record<SourceId, string> {
+  if (!raw) return {};
+  try {
+    const v: unknown = JSON.parse(raw);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return {};
+    const out: Record<SourceId, string> = {};
+    for (const [k, d] of Object.entries(v)) if (typeof d === 'string') out[k] = d;
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/** Canonical form (sorted keys), so an unchanged set of links never differs textually; null when empty. */
+export function formatLinkDigests(links: Readonly<Record<SourceId, string>>): string | null {
+  const keys = Object.keys(links).sort();
+  if (keys.length === 0) return null;
+  return JSON.stringify(Object.fromEntries(keys.map((k) => [k, links[k]])));
+}

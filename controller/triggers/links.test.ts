@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { Annotations } from '../../src/names.ts';
+import { TriggerIndex } from './index.ts';
+import { linkTargets, sourceAllowed, splitNames } from './links.ts';
+
+describe('explicit links', () => {
+  it.each([
+    [undefined, []],
+    ['', []],
+    ['a', ['a']],
+    [' a , b ,, a ', ['a', 'b']],
+  ])('splitNames(%j)', (raw, want) => {
+    expect(splitNames(raw)).toEqual(want);
+  });
+
+  it.each([
+    ['our keys, own namespace', { [Annotations.linkReleases]: 'a, b' }, false, ['src/a', 'src/b']],
+    [
+      'our keys, another namespace',
+      { [Annotations.linkReleases]: 'a', [Annotations.linkNamespace]: 'apps' },
+      false,
+      ['apps/a'],
+    ],
+    ['compat keys ignored without the flag', { 'nebius.ai/helmreleases-name': 'a' }, false, []],
+    [
+      'nebius keys default to flux-system',
+      { 'nebius.ai/helmreleases-name': 'a,b' },
+      true,
+      ['flux-system/a', 'flux-system/b'],
+    ],
+    [
+      'uburro keys with a namespace',
+      { 'uburro.github.com/helmreleases-name': 'a', 'uburro.github.com/helmreleases-namespace': 'x' },
+      true,
+      ['x/a'],
+    ],
+    [
+      'duplicates across key sets once',
+      {
+        [Annotations.linkReleases]: 'a',
+        'nebius.ai/helmreleases-name': 'a',
+        'nebius.ai/helmreleases-namespace': 'src',
+      },
+      true,
+      ['src/a'],
+    ],
+  ])('linkTargets: %s', (_name, annotations, compat, want) => {
+    expect(linkTargets('src', annotations, compat).map((t) => `${t.namespace}/${t.name}`)).toEqual(want);
+  });
+
+  it.each([
+    ['same namespace', 'apps', {}, true],
+    ['other namespace, no opt-in', 'other', {}, false],
+    ['other namespace, listed', 'other', { [Annotations.allowSourceNamespaces]: 'x, other' }, true],
+    ['other namespace, wildcard', 'other', { [Annotations.allowSourceNamespaces]: '*' }, true],
+    ['other namespace, someone else listed', 'other', { [Annotations.allowSourceNamespaces]: 'x' }, false],
+  ])('sourceAllowed: %s', (_name, sourceNs, annotations, want) => {
+    expect(sourceAllowed('apps', annotations, sourceNs)).toBe(want);
+  });
+});
+
+describe('TriggerIndex', () => {
+  const ref = (kind: 'ConfigMap' | 'Secret', name: string) => ({
+    kind,
+    name,
+    valuesKey: 'values.yaml',
+    targetPath: '',
+    optional: false,
+  });
+
+  it('finds consumers and link targets of a source, and forgets them', () => {
+    const ix = new TriggerIndex();
+    ix.setRelease('ns', 'a', [ref('ConfigMap', 'cm'), ref('Secret', 's')]);
+    ix.setRelease('ns', 'b', [ref('ConfigMap', 'cm')]);
+    ix.setLinks('ConfigMap', 'other', 'cm', [{ namespace: 'ns', name: 'c' }]);
+    expect(ix.releasesOf('ConfigMap', 'ns', 'cm')).toEqual(new Set(['ns/a', 'ns/b']));
+    expect(ix.releasesOf('Secret', 'ns', 's')).toEqual(new Set(['ns/a']));
+    expect(ix.releasesOf('ConfigMap', 'other', 'cm')).toEqual(new Set(['ns/c']));
+    expect(ix.linkedSources('ns', 'c')).toEqual(['ConfigMap/other/cm']);
+
+    ix.setRelease('ns', 'a', [ref('Secret', 's')]);
+    expect(ix.releasesOf('ConfigMap', 'ns', 'cm')).toEqual(new Set(['ns/b']));
+    ix.deleteRelease('ns', 'b');
+    expect(ix.releasesOf('ConfigMap', 'ns', 'cm')).toEqual(new Set());
+    expect(ix.setLinks('ConfigMap', 'other', 'cm', [])).toEqual(['ns/c']);
+    expect(ix.linkedSources('ns', 'c')).toEqual([]);
+    expect(ix.stats).toEqual({ releases: 1, linkingSources: 0 });
+  });
+});

@@ -1,0 +1,252 @@
+// A webhook under test against the shared API server: its own server on a loopback port, its own
+// MutatingWebhookConfiguration confined (namespaceSelector) to namespaces carrying this fixture's label,
+// so other suites running on the same API server are never mutated by it.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { parseValuesFrom } from '../../src/flux/helmrelease.ts';
+import { createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import {
+  ConfigMaps,
+  collectionPath,
+  HelmReleases,
+  MutatingWebhookConfigurations,
+  Namespaces,
+  objectPath,
+} from '../../src/kube/resources.ts';
+import { testLogger } from '../../src/log.ts';
+import { Labels, PREFIX } from '../../src/names.ts';
+import { createCA, issueCertificate, type KeyPair } from '../../src/tls/certs.ts';
+import { isObject, type Json, type JsonObject } from '../../src/util/narrow.ts';
+import { keyBytesOf, valuesDigest } from '../../src/values/digest.ts';
+import type { ValuesLookup } from '../../src/values/lookup.ts';
+import { startWebhookServer, type WebhookConfig, type WebhookServer } from '../../webhook/server.ts';
+import { helmRelease, writeAtomicWriterLayout } from '../../webhook/testing.ts';
+import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+
+export const TEST_NAMESPACE_LABEL = `${PREFIX}/webhook-test`;
+export const APPLY_PATCH = 'application/apply-patch+yaml';
+
+export interface WebhookFixture {
+  client: KubeClient;
+  caches: OperatorCaches;
+  server: WebhookServer;
+  registry: Registry;
+  ca: KeyPair;
+  certDir: string;
+  /** The identity matchConditions exclude (stands for the operator's service account). */
+  operatorUser: string;
+  configurationName: string;
+  /** A fresh namespace this fixture's webhook applies to. */
+  namespace(): Promise<string>;
+  /** Writes a new serving pair (same CA) the way kubelet does; returns it. */
+  rotate(): KeyPair;
+  /** Stops the webhook server only (the configuration stays registered). */
+  stopServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const serving = (ca: KeyPair) =>
+  issueCertificate(ca, { commonName: 'webhook', hosts: ['127.0.0.1'], usage: 'server' });
+
+export async function startWebhookFixture(
+  o: { lookup?: ValuesLookup; config?: Partial<WebhookConfig> } = {},
+): Promise<WebhookFixture> {
+  const client = await adminClient();
+  const id = randomBytes(4).toString('hex');
+  const ca = createCA(`webhook-test-ca-${id}`);
+  const certDir = mkdtempSync(join(tmpdir(), 'webhook-certs-'));
+  const rotate = () => {
+    const pair = serving(ca);
+    writeAtomicWriterLayout(certDir, { 'tls.crt': pair.cert, 'tls.key': pair.key });
+    return pair;
+  };
+  rotate();
+  const caches = createCaches({ client, logger: testLogger() });
+  caches.start();
+  await caches.waitForSync();
+  const registry = new Registry();
+  const server = await startWebhookServer({
+    config: {
+      'bind-address': '127.0.0.1',
+      'webhook-port': 0,
+      'tls-mode': 'files',
+      'cert-dir': certDir,
+      'cert-poll-interval': 10_000,
+      'self-signed-dns-names': [],
+      'webhook-configuration': '',
+      'webhook-lookup-timeout': 500,
+      ...o.config,
+    },
+    lookup: o.lookup ?? caches.values,
+    logger: testLogger(),
+    registry,
+  });
+  const operatorUser = `helmrelease-autopilot-operator-${id}`;
+  const configurationName = `helmrelease-autopilot-test-${id}`;
+  await client.create(
+    collectionPath(MutatingWebhookConfigurations),
+    webhookConfiguration(
+      configurationName,
+      `https://127.0.0.1:${server.port}/mutate`,
+      ca.cert,
+      id,
+      operatorUser,
+    ),
+  );
+  let serverStopped = false;
+  const fixture: WebhookFixture = {
+    client,
+    caches,
+    server,
+    registry,
+    ca,
+    certDir,
+    operatorUser,
+    configurationName,
+    async namespace() {
+      const ns = await createNamespace(client, 'wh');
+      await client.mergePatch(objectPath(Namespaces, undefined, ns), {
+        metadata: { labels: { [TEST_NAMESPACE_LABEL]: id } },
+      });
+      return ns;
+    },
+    rotate,
+    async stopServer() {
+      if (serverStopped) return;
+      serverStopped = true;
+      await server.close();
+    },
+    async stop() {
+      await client
+        .delete(objectPath(MutatingWebhookConfigurations, undefined, configurationName))
+        .catch(() => {});
+      await fixture.stopServer();
+      await caches.stop();
+      client.close();
+    },
+  };
+  await waitUntilActive(fixture);
+  return fixture;
+}
+
+export function webhookConfiguration(
+  name: string,
+  url: string,
+  caPem: string,
+  id: string,
+  operatorUser: string,
+): JsonObject {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name },
+    webhooks: [
+      {
+        name: 'helmreleases.helmrelease-autopilot.dev',
+        clientConfig: { url, caBundle: Buffer.from(caPem).toString('base64') },
+        rules: [
+          {
+            apiGroups: ['helm.toolkit.fluxcd.io'],
+            apiVersions: ['*'],
+            operations: ['CREATE', 'UPDATE'],
+            resources: ['helmreleases'],
+            scope: 'Namespaced',
+          },
+        ],
+        admissionReviewVersions: ['v1'],
+        failurePolicy: 'Ignore',
+        sideEffects: 'None',
+        timeoutSeconds: 5,
+        reinvocationPolicy: 'IfNeeded',
+        matchPolicy: 'Equivalent',
+        namespaceSelector: {
+          matchLabels: { [TEST_NAMESPACE_LABEL]: id },
+          matchExpressions: [
+            { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system'] },
+          ],
+        },
+        matchConditions: [
+          { name: 'not-the-operator', expression: `request.userInfo.username != '${operatorUser}'` },
+        ],
+      },
+    ],
+  };
+}
+
+/** The API server picks new configurations up asynchronously: dry-run creates until one comes back stamped. */
+async function waitUntilActive(f: WebhookFixture): Promise<void> {
+  const ns = await f.namespace();
+  await eventually(
+    async () => {
+      const labelled = await f.client.create(
+        collectionPath(HelmReleases, ns),
+        helmRelease('probe', [{ kind: 'ConfigMap', name: 'absent', optional: true }]),
+        { dryRun: 'All' },
+      );
+      return labelsOf(labelled)[Labels.managed] === 'true';
+    },
+    {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: `webhook configuration ${f.configurationName} to take effect`,
+    },
+  );
+}
+
+export function labelsOf(obj: unknown): Record<string, string> {
+  const m = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
+  return isObject(m.labels) ? (m.labels as Record<string, string>) : {};
+}
+
+export function annotationsOf(obj: unknown): Record<string, string> {
+  const m = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
+  return isObject(m.annotations) ? (m.annotations as Record<string, string>) : {};
+}
+
+export async function createConfigMap(
+  client: KubeClient,
+  ns: string,
+  name: string,
+  data: Record<string, string>,
+) {
+  return client.create(collectionPath(ConfigMaps, ns), {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name },
+    data,
+  });
+}
+
+/** The digest the webhook should record for `valuesFrom` over these ConfigMaps (name -> data). */
+export function expectedDigest(
+  valuesFrom: Json[],
+  configMaps: Record<string, Record<string, string>>,
+): string {
+  const refs = parseValuesFrom(valuesFrom);
+  if (!refs.ok) throw new Error(refs.error);
+  return valuesDigest(refs.value, (ref) =>
+    keyBytesOf(ref.kind, configMaps[ref.name] ? { data: configMaps[ref.name] } : undefined, ref.valuesKey),
+  );
+}
+
+/** Server-side apply of `obj` as `fieldManager`. */
+export function apply(
+  client: KubeClient,
+  ns: string,
+  obj: JsonObject,
+  fieldManager: string,
+  query: Record<string, string> = {},
+) {
+  const name = String((obj.metadata as JsonObject).name);
+  return client.request({
+    method: 'PATCH',
+    path: objectPath(HelmReleases, ns, name),
+    contentType: APPLY_PATCH,
+    body: obj,
+    query: { fieldManager, force: true, ...query },
+  });
+}

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, FLAGS, HelpRequested, parseConfig, parseDuration, usage } from './config.ts';
+
+describe('parseDuration', () => {
+  it.each([
+    ['0', 0],
+    ['500ms', 500],
+    ['10s', 10_000],
+    ['1.5s', 1500],
+    ['5m', 300_000],
+    ['1h30m', 5_400_000],
+  ])('%s is %d ms', (raw, ms) => {
+    expect(parseDuration(raw)).toBe(ms);
+  });
+
+  it.each(['', '10', '5x', 's', '-1s', '1s junk'])('rejects %j', (raw) => {
+    expect(() => parseDuration(raw, 'debounce')).toThrow(ConfigError);
+  });
+});
+
+describe('parseConfig', () => {
+  it('uses the defaults when nothing is given', () => {
+    const c = parseConfig([], {});
+    for (const [name, spec] of Object.entries(FLAGS)) expect(c[name as keyof typeof c]).toEqual(spec.default);
+  });
+
+  it('takes a flag over its environment variable over the default', () => {
+    expect(parseConfig([], { AUTOPILOT_DEBOUNCE: '3s' }).debounce).toBe(3000);
+    expect(parseConfig(['--debounce=1s'], { AUTOPILOT_DEBOUNCE: '3s' }).debounce).toBe(1000);
+    expect(parseConfig(['--debounce', '250ms'], {}).debounce).toBe(250);
+  });
+
+  it.each([
+    [['--force'], true],
+    [['--force=false'], false],
+    [['--no-force'], false],
+    [['--force=true', '--no-force'], false],
+  ])('parses booleans: %j', (argv, value) => {
+    expect(parseConfig(argv, {}).force).toBe(value);
+  });
+
+  it('collects repeated list flags, and one item per line from the environment', () => {
+    expect(parseConfig(['--retry-patterns=a', '--retry-patterns', 'b|c'], {})['retry-patterns']).toEqual([
+      'a',
+      'b|c',
+    ]);
+    expect(parseConfig([], { AUTOPILOT_RETRY_PATTERNS: 'x\n\n y \n' })['retry-patterns']).toEqual(['x', 'y']);
+  });
+
+  it.each([
+    [['--nope'], /unknown flag --nope/],
+    [['positional'], /unexpected argument "positional"/],
+    [['--debounce'], /--debounce needs a value/],
+    [['--concurrency=0'], /--concurrency: "0" must be an integer from 1/],
+    [['--write-qps=fast'], /--write-qps: "fast" must be a number/],
+    [['--log-level=loud'], /--log-level: "loud" must be one of/],
+    [['--tls-mode=magic'], /--tls-mode/],
+    [['--force=maybe'], /--force: "maybe" is not a boolean/],
+    [['--webhook=false', '--reconciler=false'], /nothing to run/],
+    [
+      ['--retry-base-delay=20m', '--retry-max-delay=10m'],
+      /--retry-base-delay must not exceed --retry-max-delay/,
+    ],
+  ])('rejects %j with a message naming the flag', (argv, message) => {
+    expect(() => parseConfig(argv, {})).toThrow(message);
+  });
+
+  it('names the environment variable when its value is bad', () => {
+    expect(() => parseConfig([], { AUTOPILOT_HEALTH_PORT: '70000' })).toThrow(
+      /\$AUTOPILOT_HEALTH_PORT: "70000" must be an integer/,
+    );
+  });
+
+  it('answers --help with a usage text that lists every flag and variable', () => {
+    expect(() => parseConfig(['--debounce=1s', '--help'], {})).toThrow(HelpRequested);
+    const text = usage();
+    for (const [name, spec] of Object.entries(FLAGS)) {
+      expect(text).toContain(`--${name}`);
+      expect(text).toContain(`$${spec.env}`);
+    }
+  });
+});

@@ -145,7 +145,7 @@ export const FLAGS = {
     'fatal',
   ]),
   namespace: string(
-    'The operator\'s own namespace (self-signed CA Secret). Default: the in-cluster namespace, else "helmrelease-autopilot".',
+    'The operator\'s own namespace (leader Lease, self-signed CA Secret). Default: the in-cluster namespace, else "helmrelease-autopilot".',
     `${E}NAMESPACE`,
     '',
   ),
@@ -199,6 +199,32 @@ export const FLAGS = {
     'Budget of the values lookup for one admission; past it the release is admitted without a digest.',
     `${E}WEBHOOK_LOOKUP_TIMEOUT`,
     500,
+  ),
+  // leader election
+  'leader-elect': bool(
+    'Hold a coordination.k8s.io Lease before running the reconcilers (off: run them at once).',
+    `${E}LEADER_ELECT`,
+    true,
+  ),
+  'lease-name': string(
+    'Name of the leader-election Lease in --namespace.',
+    `${E}LEASE_NAME`,
+    'helmrelease-autopilot',
+  ),
+  'lease-duration': duration(
+    'How long followers wait after the last renewal before taking over.',
+    `${E}LEASE_DURATION`,
+    15_000,
+  ),
+  'lease-renew-deadline': duration(
+    'The leader stops its reconcilers when it could not renew for this long.',
+    `${E}LEASE_RENEW_DEADLINE`,
+    10_000,
+  ),
+  'lease-retry-period': duration(
+    'Interval between attempts to acquire or renew the Lease.',
+    `${E}LEASE_RETRY_PERIOD`,
+    2_000,
   ),
   // triggers
   debounce: duration(
@@ -354,6 +380,12 @@ function splitFlag(s: string): [string, string | undefined] {
 
 /** Checks that need more than one flag. */
 function validate(c: Config): Config {
+  if (c['lease-renew-deadline'] >= c['lease-duration']) {
+    throw new ConfigError('--lease-renew-deadline must be shorter than --lease-duration');
+  }
+  if (c['lease-retry-period'] >= c['lease-renew-deadline']) {
+    throw new ConfigError('--lease-retry-period must be shorter than --lease-renew-deadline');
+  }
   if (c['retry-base-delay'] > c['retry-max-delay']) {
     throw new ConfigError('--retry-base-delay must not exceed --retry-max-delay');
   }

@@ -78,8 +78,13 @@ export class Informer<T> {
     this.log = options.logger.child({ informer: options.resource.plural });
   }
 
-  on(handler: InformerHandler<T>): void {
+  /** Registers a handler; the returned function removes it (a reconciler that stops must call it). */
+  on(handler: InformerHandler<T>): () => void {
     this.handlers.push(handler);
+    return () => {
+      const i = this.handlers.indexOf(handler);
+      if (i >= 0) this.handlers.splice(i, 1);
+    };
   }
 
   get(namespace: string, name: string): Cached<T> | undefined {

@@ -51,10 +51,8 @@ export type TriggerDecision =
 export function decideTrigger(input: TriggerInput, options: TriggerOptions): TriggerDecision {
   const { hr, valuesDigest, links } = input;
   const meta = hr.metadata;
-  if (isOptedOut(meta.annotations)) return { action: 'skip', reason: 'ignored' };
-  if (meta.deletionTimestamp) return { action: 'skip', reason: 'deleting' };
-  // Left alone while suspended; the digests still differ on resume, so the change is caught up then.
-  if (hr.suspend) return { action: 'skip', reason: 'suspended' };
+  const early = skipBeforeLookup(hr);
+  if (early) return { action: 'skip', reason: early };
 
   const stored = meta.annotations[Annotations.valuesDigest];
   const valuesChanged = valuesDigest !== undefined && stored !== undefined && stored !== valuesDigest;
@@ -101,6 +99,15 @@ export function decideTrigger(input: TriggerInput, options: TriggerOptions): Tri
     return { action: 'backfill', reason: onlyLinks ? 'link-digests' : 'stamp', patch: patch({}) };
   }
   return { action: 'skip', reason: 'unchanged' };
+}
+
+/** Skips that need no digest, so the reconciler can take them without any lookup. */
+export function skipBeforeLookup(hr: HelmRelease): SkipReason | undefined {
+  if (isOptedOut(hr.metadata.annotations)) return 'ignored';
+  if (hr.metadata.deletionTimestamp) return 'deleting';
+  // Left alone while suspended; the digests still differ on resume, so the change is caught up then.
+  if (hr.suspend) return 'suspended';
+  return undefined;
 }
 
 /** The entries of `desired` that differ from `current` (null: remove a key that is present). */

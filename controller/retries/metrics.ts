@@ -18,9 +18,17 @@ export interface RetryMetrics {
   /** Records what the latest decision for key was, for the gauges. */
   track(key: string, state: 'backing-off' | 'exhausted' | 'other'): void;
   forget(key: string): void;
+  /** Forgets every release (the controller stopped: this replica no longer reports on them). */
+  reset(): void;
 }
 
+// One set of metrics per Registry: the controller is started again each time this replica becomes the
+// leader, and prom-client refuses to register a name twice.
+const perRegistry = new WeakMap<Registry, RetryMetrics>();
+
 export function createRetryMetrics(registry: Registry): RetryMetrics {
+  const existing = perRegistry.get(registry);
+  if (existing) return existing;
   const backingOff = new Set<string>();
   const exhausted = new Set<string>();
   const registers = [registry];
@@ -46,7 +54,7 @@ export function createRetryMetrics(registry: Registry): RetryMetrics {
       this.set(exhausted.size);
     },
   });
-  return {
+  const metrics: RetryMetrics = {
     outcome: (o) => retries.inc({ outcome: o }),
     track(key, state) {
       if (state === 'backing-off') backingOff.add(key);
@@ -58,5 +66,11 @@ export function createRetryMetrics(registry: Registry): RetryMetrics {
       backingOff.delete(key);
       exhausted.delete(key);
     },
+    reset() {
+      backingOff.clear();
+      exhausted.clear();
+    },
   };
+  perRegistry.set(registry, metrics);
+  return metrics;
 }

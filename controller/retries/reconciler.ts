@@ -62,6 +62,7 @@ export function startRetryController(o: RetryControllerOptions): RetryController
   const compiled = transientPatterns(o.config['retry-patterns']);
   // parseConfig has validated the patterns already; this guards callers that build a Config by hand.
   if (!compiled.ok) throw new Error(compiled.error);
+  const metrics = createRetryMetrics(o.registry);
   const r = new RetryReconciler({
     ...o,
     clock,
@@ -69,7 +70,7 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     policy: { patterns: compiled.patterns },
     events: o.events ?? createEventRecorder({ client: o.client, logger: log, clock }),
     writeLimiter: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
-    metrics: createRetryMetrics(o.registry),
+    metrics,
   });
   const queue = new WorkQueue((key) => r.reconcile(key), {
     concurrency: o.config.concurrency,
@@ -78,20 +79,20 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     onError: (key, err, retryInMs) =>
       log.warn({ key, err: String(err), retryInMs }, 'retry reconcile failed'),
   });
-  let stopped = !o.config.retries;
-  const enqueue = (obj: { namespace: string; name: string }) => {
-    if (!stopped) queue.add(releaseKey(obj.namespace, obj.name));
-  };
-  if (!stopped) {
-    o.caches.helmReleases.on({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
+  const enqueue = (obj: { namespace: string; name: string }) =>
+    queue.add(releaseKey(obj.namespace, obj.name));
+  let off = () => {};
+  if (o.config.retries) {
+    off = o.caches.helmReleases.on({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
     for (const obj of o.caches.helmReleases.list()) enqueue(obj);
     queue.start();
   }
   return {
     whenIdle: () => queue.whenIdle(),
     async stop() {
-      stopped = true;
+      off();
       await queue.stop();
+      metrics.reset();
     },
   };
 }

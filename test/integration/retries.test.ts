@@ -50,11 +50,10 @@ class Harness {
   }
 
   /** Starts an operator replica (its own caches, queue and metrics), scoped to this test's namespace. */
-  async start(): Promise<Operator> {
+  async start(registry = new Registry()): Promise<Operator> {
     const caches = createCaches({ client: this.client, logger: testLogger(), namespace: this.ns });
     caches.start();
     await caches.waitForSync();
-    const registry = new Registry();
     const controller = startRetryController({
       client: this.client,
       caches,
@@ -418,5 +417,32 @@ describe('retries on a real API server', () => {
     expect((await h.get('app')).metadata.resourceVersion).toBe(rv);
     expect(await h.outcome(op, 'notified')).toBe(1);
     await eventually(async () => (await h.events('app')).some((e) => e.reason === 'RetryDue'));
+  });
+
+  it('--no-retries: nothing is written', async () => {
+    const h = await harness(['--no-retries']);
+    await h.createRelease('app');
+    await h.start();
+    const rv = await h.setStatus(
+      'app',
+      stalledFailure(h.shape('app', 1), 'upgrade', HelmErrors.legacyTimeout),
+    );
+    for (let i = 0; i < 4; i++) await h.advance(h.config['retry-max-delay']);
+    expect((await h.get('app')).metadata.resourceVersion).toBe(rv);
+  });
+
+  it('starts again on the same metrics registry (a new leadership term) and carries on from the stored state', async () => {
+    const h = await harness();
+    await h.createRelease('app');
+    const registry = new Registry();
+    const first = await h.start(registry);
+    await h.setStatus('app', stalledFailure(h.shape('app', 1), 'upgrade', HelmErrors.legacyTimeout));
+    await h.advance(h.delay(await h.get('app'), 0));
+    await h.stop(first);
+    const second = await h.start(registry);
+    await h.fluxFailsAgain('app');
+    await h.advance(h.delay(await h.get('app'), 1));
+    expect((await h.get('app')).metadata.annotations[Annotations.retryAttempts]).toBe('2');
+    expect(await h.outcome(second, 'triggered')).toBe(2);
   });
 });

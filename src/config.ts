@@ -161,6 +161,11 @@ export const FLAGS = {
     `${E}SHUTDOWN_TIMEOUT`,
     20_000,
   ),
+  'watch-namespace': string(
+    'Watch and act in this namespace only (default: all namespaces).',
+    `${E}WATCH_NAMESPACE`,
+    '',
+  ),
   // roles
   webhook: bool('Serve the mutating admission webhook.', `${E}WEBHOOK`, true),
   reconciler: bool(

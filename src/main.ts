@@ -28,12 +28,26 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const kube = loadKubeConfig({ path: config.kubeconfig, context: config.context }, env);
   const client = await KubeClient.create(kube.kubeConfig);
   const version = (await client.get('/version')) as { gitVersion?: string };
-  log.info({ kubeconfig: kube.source, server: client.server.origin, kubernetes: version.gitVersion }, 'connected');
+  log.info(
+    { kubeconfig: kube.source, server: client.server.origin, kubernetes: version.gitVersion },
+    'connected',
+  );
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const namespace = config.namespace || readNamespace() || 'helmrelease-autopilot';
-  const roles = await startRoles({ config, client, log, registry, namespace });
+  let exitCode = 0;
+  let requestExit: (why: string) => void = () => {};
+  const stopRequested = new Promise<string>((resolve) => {
+    requestExit = resolve;
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const exit = (code: number, why: string) => {
+    exitCode = code;
+    requestExit(why);
+  };
+  const roles = await startRoles({ config, client, log, registry, namespace, exit });
   const health = await startOpsServer({
     host: config['bind-address'],
     port: config['health-port'],
@@ -44,13 +58,18 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     config['metrics-port'] > 0 && config['metrics-port'] !== config['health-port']
       ? await startOpsServer({ host: config['bind-address'], port: config['metrics-port'], registry })
       : undefined;
-  log.info({ healthPort: health.port, metricsPort: metrics?.port, webhook: config.webhook, reconciler: config.reconciler }, 'started');
+  log.info(
+    {
+      healthPort: health.port,
+      metricsPort: metrics?.port,
+      webhook: config.webhook,
+      reconciler: config.reconciler,
+    },
+    'started',
+  );
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  log.info({ signal }, 'shutting down');
+  const why = await stopRequested;
+  log.info({ why }, 'shutting down');
   const deadline = setTimeout(() => {
     log.error({ timeoutMs: config['shutdown-timeout'] }, 'shutdown took too long: exiting');
     process.exit(1);
@@ -60,13 +79,15 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   await Promise.all([health.close(), metrics?.close()]);
   client.close();
   clearTimeout(deadline);
-  log.info('stopped');
-  return 0;
+  log.info({ exitCode }, 'stopped');
+  return exitCode;
 }
 
 function readNamespace(): string | undefined {
   try {
-    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+    return (
+      readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined
+    );
   } catch {
     return undefined;
   }

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../hack/controlplane.ts';
-import { eventually, kubeconfigPath } from '../support/cluster.ts';
+import { adminClient, createNamespace, eventually, kubeconfigPath } from '../support/cluster.ts';
 
 const main = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
 
@@ -43,12 +43,20 @@ describe('the operator process', () => {
   });
 
   it('connects through $KUBECONFIG, serves /healthz and /readyz, and exits 0 on SIGTERM', async () => {
+    const admin = await adminClient();
+    const ns = await createNamespace(admin, 'process');
+    admin.close();
     const [health, metrics] = [await freePort(), await freePort()];
     const p = start(
-      ['--webhook=false', `--health-port=${health}`, `--metrics-port=${metrics}`, '--bind-address=127.0.0.1'],
-      {
-        KUBECONFIG: kubeconfigPath(),
-      },
+      [
+        '--webhook=false',
+        `--namespace=${ns}`,
+        `--watch-namespace=${ns}`,
+        `--health-port=${health}`,
+        `--metrics-port=${metrics}`,
+        '--bind-address=127.0.0.1',
+      ],
+      { KUBECONFIG: kubeconfigPath() },
     );
     const get = async (port: number, path: string) => {
       const res = await fetch(`http://127.0.0.1:${port}${path}`);

@@ -1,0 +1,130 @@
+// Leader election on the real API server: one leader at a time, a fast hand-over on release, a takeover
+// within the lease duration when the leader dies, and a leader that loses its Lease stops at once.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { Leases, objectPath } from '../../src/kube/resources.ts';
+import { testLogger } from '../../src/log.ts';
+import { LeaderElector } from '../../src/runtime/leader.ts';
+import { adminClient, createNamespace, eventually, kubeconfigPath } from '../support/cluster.ts';
+
+const timing = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 250 };
+
+function elector(client: KubeClient, namespace: string, identity: string, log: string[]) {
+  return new LeaderElector({
+    client,
+    namespace,
+    name: 'autopilot',
+    identity,
+    ...timing,
+    log: testLogger(),
+    onStartedLeading: () => void log.push(`${identity} started`),
+    onStoppedLeading: () => void log.push(`${identity} stopped`),
+  });
+}
+
+async function holder(client: KubeClient, ns: string, name = 'autopilot'): Promise<string> {
+  const lease = (await client.get(objectPath(Leases, ns, name))) as { spec?: { holderIdentity?: string } };
+  return lease.spec?.holderIdentity ?? '';
+}
+
+describe('leader election', () => {
+  let client: KubeClient;
+  beforeAll(async () => {
+    client = await adminClient();
+  });
+  afterAll(() => client.close());
+
+  it('elects exactly one leader and hands over at once when it releases the Lease', async () => {
+    const ns = await createNamespace(client, 'leader');
+    const log: string[] = [];
+    const a = elector(client, ns, 'a', log);
+    const b = elector(client, ns, 'b', log);
+    a.start();
+    await eventually(() => a.isLeader(), { what: 'a leads' });
+    b.start();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
+    const released = Date.now();
+    await a.stop();
+    await eventually(() => b.isLeader(), { what: 'b leads', timeoutMs: timing.leaseDurationMs });
+    // Released, not expired: b did not wait for the lease duration.
+    expect(Date.now() - released).toBeLessThan(timing.leaseDurationMs);
+    expect(await holder(client, ns)).toBe('b');
+    await b.stop();
+    expect(log).toEqual(['a started', 'a stopped', 'b started', 'b stopped']);
+  });
+
+  it('a leader whose Lease is taken over stops at once', async () => {
+    const ns = await createNamespace(client, 'leader');
+    const log: string[] = [];
+    const a = elector(client, ns, 'a', log);
+    a.start();
+    await eventually(() => a.isLeader(), { what: 'a leads' });
+    await client.mergePatch(objectPath(Leases, ns, 'autopilot'), { spec: { holderIdentity: 'usurper' } });
+    await eventually(() => !a.isLeader(), {
+      what: 'a steps down',
+      timeoutMs: 2 * timing.retryPeriodMs + 1000,
+    });
+    expect(log).toEqual(['a started', 'a stopped']);
+    await a.stop();
+  });
+
+  it('when the leader process is killed, the other process takes over within the lease duration', async () => {
+    const ns = await createNamespace(client, 'leader');
+    const main = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
+    const procs: { proc: ChildProcess; out: string[] }[] = [];
+    const startOne = () => {
+      const out: string[] = [];
+      const proc = spawn(
+        process.execPath,
+        [
+          main,
+          '--webhook=false',
+          `--namespace=${ns}`,
+          `--watch-namespace=${ns}`,
+          '--health-port=0',
+          '--metrics-port=0',
+          '--bind-address=127.0.0.1',
+          '--lease-duration=3s',
+          '--lease-renew-deadline=2s',
+          '--lease-retry-period=250ms',
+        ],
+        { env: { PATH: process.env.PATH, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      proc.stdout?.on('data', (b: Buffer) => out.push(b.toString()));
+      proc.stderr?.on('data', (b: Buffer) => out.push(b.toString()));
+      procs.push({ proc, out });
+    };
+    startOne();
+    startOne();
+    try {
+      const identityOf = (i: number) => /"identity":"([^"]+)"/.exec(procs[i]?.out.join('') ?? '')?.[1];
+      await eventually(() => identityOf(0) && identityOf(1), { what: 'both campaigning', timeoutMs: 20_000 });
+      const first = await eventually(
+        async () => (await holder(client, ns, 'helmrelease-autopilot')) || undefined,
+        {
+          what: 'a leader',
+          timeoutMs: 20_000,
+        },
+      );
+      const leader = identityOf(0) === first ? 0 : 1;
+      const follower = 1 - leader;
+      procs[leader]?.proc.kill('SIGKILL');
+      const killed = Date.now();
+      await eventually(
+        async () => (await holder(client, ns, 'helmrelease-autopilot')) === identityOf(follower),
+        {
+          what: 'the follower takes over',
+          timeoutMs: 10_000,
+        },
+      );
+      // Lease duration plus one retry period and request time: the follower waited for expiry, no longer.
+      expect(Date.now() - killed).toBeLessThan(3000 + 2000);
+      expect(procs[follower]?.out.join('')).toContain('became leader');
+    } finally {
+      for (const p of procs) p.proc.kill('SIGKILL');
+    }
+  });
+});

@@ -1,6 +1,6 @@
 // Leader election on the real API server: one leader at a time, a fast hand-over on release, a takeover
 // within the lease duration when the leader dies, and a leader that loses its Lease stops at once.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/kube/client.ts';
@@ -10,6 +10,33 @@ import { LeaderElector } from '../../src/runtime/leader.ts';
 import { adminClient, createNamespace, eventually, kubeconfigPath } from '../support/cluster.ts';
 
 const timing = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 250 };
+
+const mainTs = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
+
+/** The real operator process, reconcilers only, scoped to one namespace, with a short lease. */
+function startOperator(ns: string) {
+  const out: string[] = [];
+  const proc = spawn(
+    process.execPath,
+    [
+      mainTs,
+      '--webhook=false',
+      `--namespace=${ns}`,
+      `--watch-namespace=${ns}`,
+      '--health-port=0',
+      '--metrics-port=0',
+      '--bind-address=127.0.0.1',
+      '--lease-duration=3s',
+      '--lease-renew-deadline=2s',
+      '--lease-retry-period=250ms',
+    ],
+    { env: { PATH: process.env.PATH, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  proc.stdout?.on('data', (b: Buffer) => out.push(b.toString()));
+  proc.stderr?.on('data', (b: Buffer) => out.push(b.toString()));
+  const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return { proc, out, exit };
+}
 
 function elector(client: KubeClient, namespace: string, identity: string, log: string[]) {
   return new LeaderElector({
@@ -71,60 +98,48 @@ describe('leader election', () => {
     await a.stop();
   });
 
-  it('when the leader process is killed, the other process takes over within the lease duration', async () => {
-    const ns = await createNamespace(client, 'leader');
-    const main = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
-    const procs: { proc: ChildProcess; out: string[] }[] = [];
-    const startOne = () => {
-      const out: string[] = [];
-      const proc = spawn(
-        process.execPath,
-        [
-          main,
-          '--webhook=false',
-          `--namespace=${ns}`,
-          `--watch-namespace=${ns}`,
-          '--health-port=0',
-          '--metrics-port=0',
-          '--bind-address=127.0.0.1',
-          '--lease-duration=3s',
-          '--lease-renew-deadline=2s',
-          '--lease-retry-period=250ms',
-        ],
-        { env: { PATH: process.env.PATH, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      proc.stdout?.on('data', (b: Buffer) => out.push(b.toString()));
-      proc.stderr?.on('data', (b: Buffer) => out.push(b.toString()));
-      procs.push({ proc, out });
-    };
-    startOne();
-    startOne();
-    try {
-      const identityOf = (i: number) => /"identity":"([^"]+)"/.exec(procs[i]?.out.join('') ?? '')?.[1];
-      await eventually(() => identityOf(0) && identityOf(1), { what: 'both campaigning', timeoutMs: 20_000 });
-      const first = await eventually(
-        async () => (await holder(client, ns, 'helmrelease-autopilot')) || undefined,
-        {
-          what: 'a leader',
+  it.each([
+    ['SIGKILL', 3000 + 2000],
+    ['SIGTERM', 2000],
+  ] as const)(
+    'when the leader process gets %s, the other takes over within %d ms',
+    async (signal, within) => {
+      const ns = await createNamespace(client, 'leader');
+      const procs = [startOperator(ns), startOperator(ns)];
+      try {
+        const identityOf = (i: number) => /"identity":"([^"]+)"/.exec(procs[i]?.out.join('') ?? '')?.[1];
+        await eventually(() => identityOf(0) && identityOf(1), {
+          what: 'both campaigning',
           timeoutMs: 20_000,
-        },
-      );
-      const leader = identityOf(0) === first ? 0 : 1;
-      const follower = 1 - leader;
-      procs[leader]?.proc.kill('SIGKILL');
-      const killed = Date.now();
-      await eventually(
-        async () => (await holder(client, ns, 'helmrelease-autopilot')) === identityOf(follower),
-        {
-          what: 'the follower takes over',
-          timeoutMs: 10_000,
-        },
-      );
-      // Lease duration plus one retry period and request time: the follower waited for expiry, no longer.
-      expect(Date.now() - killed).toBeLessThan(3000 + 2000);
-      expect(procs[follower]?.out.join('')).toContain('became leader');
-    } finally {
-      for (const p of procs) p.proc.kill('SIGKILL');
-    }
-  });
+        });
+        const first = await eventually(
+          async () => (await holder(client, ns, 'helmrelease-autopilot')) || undefined,
+          {
+            what: 'a leader',
+            timeoutMs: 20_000,
+          },
+        );
+        const leader = identityOf(0) === first ? 0 : 1;
+        const follower = 1 - leader;
+        procs[leader]?.proc.kill(signal);
+        const killed = Date.now();
+        await eventually(
+          async () => (await holder(client, ns, 'helmrelease-autopilot')) === identityOf(follower),
+          {
+            what: 'the follower takes over',
+            timeoutMs: 10_000,
+          },
+        );
+        // SIGKILL: the follower waits for expiry (3 s lease), no longer; SIGTERM: the leader released the Lease.
+        expect(Date.now() - killed).toBeLessThan(within);
+        expect(procs[follower]?.out.join('')).toContain('became leader');
+        if (signal === 'SIGTERM') {
+          expect(await procs[leader]?.exit).toBe(0);
+          expect(procs[leader]?.out.join('')).toContain('released the lease');
+        }
+      } finally {
+        for (const p of procs) p.proc.kill('SIGKILL');
+      }
+    },
+  );
 });

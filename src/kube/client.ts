@@ -50,20 +50,34 @@ export function isGone(err: unknown): boolean {
   return err instanceof ApiError && (err.status === 410 || err.reason === 'Expired');
 }
 
+/** Act as another identity (Impersonate-User/-Group headers); the authenticated user needs the impersonate verb. */
+export interface Impersonate {
+  user: string;
+  /** Without groups the API server adds the user's implied ones (a ServiceAccount's groups, system:authenticated). */
+  groups?: readonly string[];
+}
+
+export interface ClientOptions {
+  impersonate?: Impersonate;
+}
+
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly server: URL;
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
 
-  private constructor(kc: KubeConfig, server: URL, agent: http.Agent) {
+  private readonly impersonate: Impersonate | undefined;
+
+  private constructor(kc: KubeConfig, server: URL, agent: http.Agent, impersonate?: Impersonate) {
     this.kubeConfig = kc;
     this.server = server;
     this.agent = agent;
     this.transport = server.protocol === 'http:' ? http : https;
+    this.impersonate = impersonate;
   }
 
-  static async create(kc: KubeConfig): Promise<KubeClient> {
+  static async create(kc: KubeConfig, options: ClientOptions = {}): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     const server = new URL(cluster.server);
@@ -80,7 +94,7 @@ export class KubeClient {
     };
     const agent =
       server.protocol === 'http:' ? new http.Agent({ keepAlive: true }) : new https.Agent(agentOptions);
-    return new KubeClient(kc, server, agent);
+    return new KubeClient(kc, server, agent, options.impersonate);
   }
 
   /** Closes idle keep-alive sockets. */
@@ -94,6 +108,10 @@ export class KubeClient {
     const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders), accept };
     if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
     if (contentType) headers['content-type'] = contentType;
+    if (this.impersonate) {
+      headers['impersonate-user'] = this.impersonate.user;
+      if (this.impersonate.groups?.length) headers['impersonate-group'] = [...this.impersonate.groups];
+    }
     return headers;
   }
 

@@ -1,0 +1,75 @@
+// The trigger operator as a child process of bench/triggers.ts, so its RSS and start-up are its own.
+// Settings come from the environment; it reports JSON lines on stdout and exits when stdin closes.
+import { KubeConfig } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { startTriggerController } from '../controller/triggers/controller.ts';
+import { createCaches } from '../src/kube/caches.ts';
+import { KubeClient } from '../src/kube/client.ts';
+import { createLogger } from '../src/log.ts';
+
+const env = process.env;
+const t0 = performance.now();
+const report = (event: string, fields: Record<string, unknown> = {}) =>
+  process.stdout.write(
+    `${JSON.stringify({ event, ms: Math.round(performance.now() - t0), rssMB: rssMB(), ...fields })}\n`,
+  );
+const rssMB = () => Math.round((process.memoryUsage().rss / 2 ** 20) * 10) / 10;
+
+const kc = new KubeConfig();
+kc.loadFromFile(env.BENCH_KUBECONFIG as string);
+const client = await KubeClient.create(kc);
+const logger = createLogger(env.BENCH_LOG_LEVEL ?? 'warn');
+const namespace = env.BENCH_NAMESPACE || undefined;
+const caches = createCaches({ client, logger, ...(namespace ? { namespace } : {}) });
+const registry = new Registry();
+caches.start();
+const controller = startTriggerController({
+  client,
+  caches,
+  logger,
+  registry,
+  config: {
+    debounce: Number(env.BENCH_DEBOUNCE_MS ?? 0),
+    concurrency: Number(env.BENCH_CONCURRENCY ?? 4),
+    'write-qps': Number(env.BENCH_WRITE_QPS ?? 20),
+    'write-burst': Number(env.BENCH_WRITE_BURST ?? 40),
+    force: false,
+    'notify-only': false,
+    'compat-trigger-operator': false,
+  },
+});
+let peak = rssMB();
+const sampler = setInterval(() => {
+  peak = Math.max(peak, rssMB());
+}, 50);
+await caches.waitForSync();
+report('synced', {
+  releases: caches.helmReleases.size,
+  configMaps: caches.configMaps.size,
+  secrets: caches.secrets.size,
+});
+await controller.whenIdle();
+report('idle', { peakMB: peak, fetches: caches.values.stats.fetches, valuesHeld: caches.values.size });
+const metrics = async () =>
+  (await registry.metrics()).split('\n').filter((l) => /^helmrelease_autopilot_trigger/.test(l));
+
+process.stdin.on('data', async (chunk) => {
+  for (const cmd of chunk.toString().split('\n').filter(Boolean)) {
+    if (cmd === 'stats') {
+      globalThis.gc?.();
+      report('stats', {
+        peakMB: peak,
+        fetches: caches.values.stats.fetches,
+        valuesHeld: caches.values.size,
+        metrics: await metrics(),
+      });
+    }
+  }
+});
+process.stdin.on('end', async () => {
+  clearInterval(sampler);
+  await controller.stop();
+  await caches.stop();
+  client.close();
+  process.exit(0);
+});

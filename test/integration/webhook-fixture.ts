@@ -3,6 +3,7 @@
 // so other suites running on the same API server are never mutated by it.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -25,7 +26,7 @@ import { keyBytesOf, valuesDigest } from '../../src/values/digest.ts';
 import type { ValuesLookup } from '../../src/values/lookup.ts';
 import { startWebhookServer, type WebhookConfig, type WebhookServer } from '../../webhook/server.ts';
 import { helmRelease, writeAtomicWriterLayout } from '../../webhook/testing.ts';
-import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { adminClient, eventually } from '../support/cluster.ts';
 
 export const TEST_NAMESPACE_LABEL = `${PREFIX}/webhook-test`;
 export const APPLY_PATCH = 'application/apply-patch+yaml';
@@ -40,6 +41,8 @@ export interface WebhookFixture {
   /** The identity matchConditions exclude (stands for the operator's service account). */
   operatorUser: string;
   configurationName: string;
+  /** The webhook's name in the configuration (unique, so the API server's metrics tell it apart). */
+  webhookName: string;
   /** A fresh namespace this fixture's webhook applies to. */
   namespace(): Promise<string>;
   /** Writes a new serving pair (same CA) the way kubelet does; returns it. */
@@ -107,11 +110,17 @@ export async function startWebhookFixture(
     certDir,
     operatorUser,
     configurationName,
+    webhookName: webhookName(id),
     async namespace() {
-      const ns = await createNamespace(client, 'wh');
-      await client.mergePatch(objectPath(Namespaces, undefined, ns), {
-        metadata: { labels: { [TEST_NAMESPACE_LABEL]: id } },
+      // Labelled at creation: a label added afterwards may reach the API server's namespace cache only
+      // after the first requests, and those would silently skip the webhook.
+      const ns = `wh-${randomBytes(4).toString('hex')}`;
+      await client.create(collectionPath(Namespaces), {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels: { [TEST_NAMESPACE_LABEL]: id } },
       });
+      await waitUntilActive(fixture, ns);
       return ns;
     },
     rotate,
@@ -129,9 +138,11 @@ export async function startWebhookFixture(
       client.close();
     },
   };
-  await waitUntilActive(fixture);
+  await fixture.namespace();
   return fixture;
 }
+
+const webhookName = (id: string) => `${id}.helmreleases.helmrelease-autopilot.dev`;
 
 export function webhookConfiguration(
   name: string,
@@ -146,7 +157,7 @@ export function webhookConfiguration(
     metadata: { name },
     webhooks: [
       {
-        name: 'helmreleases.helmrelease-autopilot.dev',
+        name: webhookName(id),
         clientConfig: { url, caBundle: Buffer.from(caPem).toString('base64') },
         rules: [
           {
@@ -177,9 +188,11 @@ export function webhookConfiguration(
   };
 }
 
-/** The API server picks new configurations up asynchronously: dry-run creates until one comes back stamped. */
-async function waitUntilActive(f: WebhookFixture): Promise<void> {
-  const ns = await f.namespace();
+/**
+ * The API server picks up new configurations and namespaces asynchronously: dry-run creates in `ns` until
+ * one comes back stamped.
+ */
+async function waitUntilActive(f: WebhookFixture, ns: string): Promise<void> {
   await eventually(
     async () => {
       const labelled = await f.client.create(
@@ -192,7 +205,7 @@ async function waitUntilActive(f: WebhookFixture): Promise<void> {
     {
       timeoutMs: 20_000,
       intervalMs: 200,
-      what: `webhook configuration ${f.configurationName} to take effect`,
+      what: `webhook configuration ${f.configurationName} to take effect in ${ns}`,
     },
   );
 }
@@ -249,4 +262,34 @@ export function apply(
     body: obj,
     query: { fieldManager, force: true, ...query },
   });
+}
+
+/** The API server's /metrics text (KubeClient parses JSON only). */
+export async function apiserverMetrics(client: KubeClient): Promise<string> {
+  const opts: https.RequestOptions = {};
+  await client.kubeConfig.applyToHTTPSOptions(opts);
+  return await new Promise((resolve, reject) => {
+    const req = https.get(new URL('/metrics', client.server), opts, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+      });
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(text) : reject(new Error(`HTTP ${res.statusCode}`)),
+      );
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Sum of a metric's samples whose labels include all of `labels` (0 when there is none). */
+export function metricSum(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
 }

@@ -1,5 +1,5 @@
 // Least privilege, proved on a real API server with the RBAC rendered from manifests/:
-// - the rendered rules are exactly the table below (what the code does; docs/adr/0006-rbac.md explains it);
+// - the rendered rules are exactly the table below (what the code does; docs/adr/0006-rbac-least-privilege.md explains it);
 // - the operator itself (startRoles, flags from the rendered Deployment) runs as the ServiceAccount through
 //   impersonation and does all its work without one refused request;
 // - what was not granted is refused with 403.

@@ -1,0 +1,91 @@
+// Child process of bench/webhook.ts: serves one TLS endpoint on 127.0.0.1 and prints {"port": n}.
+//   BENCH_SERVER=webhook   the real webhook server (startWebhookServer) over an in-memory ValuesLookup
+//   BENCH_SERVER=cluster   the real webhook server over the operator's caches of BENCH_KUBECONFIG
+//   BENCH_SERVER=bare      a bare fastify TLS endpoint answering a constant AdmissionReview
+// BENCH_CERT_DIR holds tls.crt/tls.key. Exits when its stdin closes (the parent is gone).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import Fastify from 'fastify';
+import { Registry } from 'prom-client';
+import { createCaches } from '../src/kube/caches.ts';
+import { KubeClient } from '../src/kube/client.ts';
+import { createLogger } from '../src/log.ts';
+import { startWebhookServer } from '../webhook/server.ts';
+import { memoryLookup } from '../webhook/testing.ts';
+
+const mode = process.env.BENCH_SERVER ?? 'webhook';
+const certDir = process.env.BENCH_CERT_DIR ?? '';
+const logger = createLogger('warn', `bench-${mode}`);
+const stops: (() => Promise<void>)[] = [];
+
+async function main(): Promise<number> {
+  if (mode === 'bare') {
+    const app = Fastify({
+      https: {
+        cert: readFileSync(join(certDir, 'tls.crt')),
+        key: readFileSync(join(certDir, 'tls.key')),
+        minVersion: 'TLSv1.2',
+      },
+      keepAliveTimeout: 120_000,
+      logger: false,
+    });
+    app.post('/mutate', async () => ({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: 'u', allowed: true },
+    }));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    stops.push(() => app.close());
+    const addr = app.server.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  }
+  let lookup = memoryLookup({
+    'ConfigMap/bench/values': { data: { 'values.yaml': 'replicas: 3\n'.repeat(50) } },
+  });
+  if (mode === 'cluster') {
+    const kc = new KubeConfig();
+    kc.loadFromFile(process.env.BENCH_KUBECONFIG ?? '');
+    const client = await KubeClient.create(kc);
+    const caches = createCaches({ client, logger });
+    caches.start();
+    await caches.waitForSync();
+    lookup = caches.values;
+    stops.push(async () => {
+      await caches.stop();
+      client.close();
+    });
+  }
+  const server = await startWebhookServer({
+    config: {
+      'bind-address': '127.0.0.1',
+      'webhook-port': 0,
+      'tls-mode': 'files',
+      'cert-dir': certDir,
+      'cert-poll-interval': 60_000,
+      'self-signed-dns-names': [],
+      'webhook-configuration': '',
+      'webhook-lookup-timeout': 500,
+    },
+    lookup,
+    logger,
+    registry: new Registry(),
+  });
+  stops.unshift(() => server.close());
+  return server.port;
+}
+
+main().then(
+  (port) => {
+    process.stdout.write(`${JSON.stringify({ port })}\n`);
+    process.stdin.resume();
+    process.stdin.on('end', async () => {
+      for (const stop of stops) await stop();
+      process.exit(0);
+    });
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench server failed: ${String(err)}\n`);
+    process.exit(1);
+  },
+);

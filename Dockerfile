@@ -11,7 +11,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
-ENV NODE_ENV=production
+# HOME: os.homedir() (the ~/.kube/config lookup) throws for a uid without a passwd entry when HOME is unset.
+ENV NODE_ENV=production HOME=/tmp
 WORKDIR /app
 # Owned by root and not writable by the runtime user.
 COPY --from=deps /app/node_modules ./node_modules

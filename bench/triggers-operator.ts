@@ -14,6 +14,11 @@ const report = (event: string, fields: Record<string, unknown> = {}) =>
     `${JSON.stringify({ event, ms: Math.round(performance.now() - t0), rssMB: rssMB(), ...fields })}\n`,
   );
 const rssMB = () => Math.round((process.memoryUsage().rss / 2 ** 20) * 10) / 10;
+const memory = () => {
+  const m = process.memoryUsage();
+  const mb = (x: number) => Math.round((x / 2 ** 20) * 10) / 10;
+  return { heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
+};
 
 const kc = new KubeConfig();
 kc.loadFromFile(env.BENCH_KUBECONFIG as string);
@@ -44,12 +49,13 @@ const sampler = setInterval(() => {
 }, 50);
 await caches.waitForSync();
 report('synced', {
+  ...memory(),
   releases: caches.helmReleases.size,
   configMaps: caches.configMaps.size,
   secrets: caches.secrets.size,
 });
 await controller.whenIdle();
-report('idle', { peakMB: peak, fetches: caches.values.stats.fetches, valuesHeld: caches.values.size });
+report('idle', { ...memory(), peakMB: peak, fetches: caches.values.stats.fetches, valuesHeld: caches.values.size });
 const metrics = async () =>
   (await registry.metrics()).split('\n').filter((l) => /^helmrelease_autopilot_trigger/.test(l));
 
@@ -58,6 +64,7 @@ process.stdin.on('data', async (chunk) => {
     if (cmd === 'stats') {
       globalThis.gc?.();
       report('stats', {
+        ...memory(),
         peakMB: peak,
         fetches: caches.values.stats.fetches,
         valuesHeld: caches.values.size,

@@ -474,10 +474,14 @@ async function scalePhase(cp: ControlPlane, client: KubeClient) {
     createMs,
     syncedMs: synced.ms,
     rssAtSyncedMB: synced.rssMB,
+    heapUsedAtSyncedMB: synced.heapUsedMB,
+    externalAtSyncedMB: synced.externalMB,
     idleMs: idle.ms,
     rssAtIdleMB: idle.rssMB,
     peakRssMB: stats.peakMB,
     rssAfterGcMB: stats.rssMB,
+    heapUsedAfterGcMB: stats.heapUsedMB,
+    externalAfterGcMB: stats.externalMB,
     valueFetches: idle.fetches,
     objectsHeld: idle.valuesHeld,
     writesToReleases: releases.totalWrites,
@@ -541,6 +545,11 @@ async function main() {
   const client = await KubeClient.create(kc);
   const out: Record<string, unknown> = {};
   try {
+    if (process.env.BENCH_PHASES === 'scale') {
+      out.scale = await scalePhase(cp, client);
+      process.stderr.write(`  ${JSON.stringify(out.scale)}\n`);
+      return;
+    }
     process.stderr.write('latency with 100 releases\n');
     const l100 = await latencyPhase(cp, client, 100, 100);
     await l100.releases.stop();

@@ -12,11 +12,13 @@ import { createEventRecorder, type EventRecorder } from '../../src/kube/events.t
 import type { Cached } from '../../src/kube/informer.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
+import { skipBeforeLookup } from './decide.ts';
 import { TriggerIndex } from './index.ts';
 import { linkTargets, sourceId } from './links.ts';
 import { createTriggerMetrics } from './metrics.ts';
 import { createReconciler, ObservedChanges, TriggerError } from './reconciler.ts';
 import { tokenSource } from './token.ts';
+import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from './warmup.ts';
 
 export type TriggerConfig = Pick<
   Config,
@@ -164,6 +166,45 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
   };
   seed();
 
+  /** Best effort: whatever a LIST does not load, the reconciles GET. */
+  const warmUp = async () => {
+    const t0 = clock.now();
+    const listed = new Map<string, number>();
+    for (const [kind, informer] of [
+      ['ConfigMap', o.caches.configMaps],
+      ['Secret', o.caches.secrets],
+    ] as const) {
+      for (const c of informer.list()) {
+        if (kind === 'Secret' && c.name.startsWith(HELM_SECRET_PREFIX)) continue;
+        const k = `${kind}/${c.namespace}`;
+        listed.set(k, (listed.get(k) ?? 0) + 1);
+      }
+    }
+    const releases = [...o.caches.helmReleases.list()]
+      .filter((c) => inScope(c.namespace) && !skipBeforeLookup(c.value))
+      .map((c) => c.value);
+    const groups = planWarmup(releases, (kind, ns) => listed.get(`${kind}/${ns}`) ?? 0);
+    let kept = 0;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(2, groups.length) }, async () => {
+        while (next < groups.length && !stopped) {
+          const g = groups[next++] as WarmupGroup;
+          try {
+            kept += await o.caches.values.prefetch(g.kind, g.namespace, g.wanted, g.labelSelector);
+          } catch (err) {
+            log.warn(
+              { kind: g.kind, namespace: g.namespace, err: String(err) },
+              'warm-up LIST failed: GETs instead',
+            );
+          }
+        }
+      }),
+    );
+    if (groups.length > 0)
+      log.info({ lists: groups.length, objects: kept, ms: clock.now() - t0 }, 'values warmed up');
+  };
+
   let onStop: () => void = () => {};
   const stopping = new Promise<void>((resolve) => {
     onStop = resolve;
@@ -172,6 +213,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     await Promise.race([o.caches.waitForSync(), stopping]);
     if (stopped) return;
     seed();
+    await warmUp();
     let n = 0;
     for (const c of o.caches.helmReleases.list()) {
       if (!inScope(c.namespace)) continue;

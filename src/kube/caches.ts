@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, CompatLinkAnnotations } from '../names.ts';
 import { isObject, stringMap } from '../util/narrow.ts';
-import { fetchFromApi, ValuesStore } from '../values/store.ts';
+import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
 import { Informer } from './informer.ts';
 import { ConfigMaps, HelmReleases, Secrets } from './resources.ts';
@@ -97,6 +97,7 @@ export function createCaches(o: CachesOptions): OperatorCaches {
   const values = new ValuesStore({
     sources: { ConfigMap: configMaps, Secret: secrets },
     fetch: fetchFromApi(o.client),
+    list: listFromApi(o.client),
   });
   for (const [kind, informer] of [
     ['ConfigMap', configMaps],

@@ -83,4 +83,30 @@ describe('shared caches and values store', () => {
     await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]);
     expect(caches.values.stats.fetches).toBe(fetches);
   });
+
+  it('prefetch loads many objects with a paged LIST; later lookups need no GET', async () => {
+    const client = await newClient();
+    const ns = await createNamespace(client, 'trg-store');
+    for (let i = 0; i < 30; i++) {
+      await client.create(collectionPath(Secrets, ns), {
+        metadata: { name: `s-${i}` },
+        data: { 'values.yaml': Buffer.from(`n: ${i}`).toString('base64'), other: 'eA==' },
+      });
+    }
+    await client.create(collectionPath(Secrets, ns), {
+      metadata: { name: 'sh.helm.release.v1.app.v1', labels: { owner: 'helm' } },
+      data: { release: Buffer.alloc(1024).toString('base64') },
+    });
+    const caches = await startCaches({ client, namespace: ns });
+    const wanted = new Map<string, string[]>(
+      Array.from({ length: 30 }, (_, i) => [`s-${i}`, ['values.yaml']]),
+    );
+    wanted.set('sh.helm.release.v1.app.v1', ['release']);
+    const kept = await caches.values.prefetch('Secret', ns, wanted, 'owner!=helm');
+    expect(kept).toBe(30); // the Helm release Secret is not listed
+    const refs = Array.from({ length: 30 }, (_, i) => ref('Secret', `s-${i}`));
+    const bytes = await caches.values.resolve(ns, refs);
+    expect(text(bytes(ref('Secret', 's-7')))).toBe('n: 7');
+    expect(caches.values.stats.fetches).toBe(0);
+  });
 });

@@ -12,8 +12,13 @@ export function flagsTable(): string {
   const rows = ['| flag | environment | default | meaning |', '| --- | --- | --- | --- |'];
   for (const [name, spec] of Object.entries(FLAGS)) {
     const def = spec.type === 'list' ? '(none)' : `\`${formatDefault(spec)}\``;
-    const placeholder = spec.type === 'bool' ? '' : ` ${spec.type === 'enum' ? (spec as { values?: readonly string[] }).values?.join('\\|') : spec.type}`;
-    rows.push(`| \`--${name}${placeholder}\` | \`${spec.env}\` | ${def} | ${spec.help.replace(/\|/g, '\\|')} |`);
+    const placeholder =
+      spec.type === 'bool'
+        ? ''
+        : ` ${spec.type === 'enum' ? (spec as { values?: readonly string[] }).values?.join('\\|') : spec.type}`;
+    rows.push(
+      `| \`--${name}${placeholder}\` | \`${spec.env}\` | ${def} | ${spec.help.replace(/\|/g, '\\|')} |`,
+    );
   }
   return rows.join('\n');
 }

@@ -40,7 +40,8 @@ export function loadKubeConfig(
     );
   }
   if (options.context) {
-    if (!kc.getContextObject(options.context)) throw new Error(`kubeconfig has no context "${options.context}"`);
+    if (!kc.getContextObject(options.context))
+      throw new Error(`kubeconfig has no context "${options.context}"`);
     kc.setCurrentContext(options.context);
   }
   if (!kc.getCurrentCluster()) throw new Error(`kubeconfig from ${source} has no current cluster`);

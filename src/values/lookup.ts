@@ -23,6 +23,10 @@ export async function currentDigest(
   return valuesDigest(refs, await lookup.resolve(namespace, refs, signal));
 }
 
-export function digestOfRelease(lookup: ValuesLookup, hr: HelmRelease, signal?: AbortSignal): Promise<string> {
+export function digestOfRelease(
+  lookup: ValuesLookup,
+  hr: HelmRelease,
+  signal?: AbortSignal,
+): Promise<string> {
   return currentDigest(lookup, hr.metadata.namespace, hr.valuesFrom, signal);
 }

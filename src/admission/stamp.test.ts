@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ValuesReference } from '../flux/helmrelease.ts';
 import { Annotations, Labels } from '../names.ts';
-import { desiredStamp, stampMergePatch } from './stamp.ts';
+import { desiredStamp } from './stamp.ts';
 
 const ref: ValuesReference = {
   kind: 'ConfigMap',
@@ -43,36 +43,5 @@ describe('desiredStamp', () => {
     ],
   ])('%s', (_, hr, digest, labels, annotations) => {
     expect(desiredStamp(hr, digest)).toEqual({ labels, annotations });
-  });
-});
-
-describe('stampMergePatch (the reconciler backfill)', () => {
-  it('sets what is missing and removes what must go', () => {
-    const stamp = desiredStamp(subject(), D);
-    expect(stampMergePatch({ labels: { a: 'b' }, annotations: {} }, stamp)).toEqual({
-      metadata: { labels: { [Labels.managed]: 'true' }, annotations: { [Annotations.valuesDigest]: D } },
-    });
-    const removal = desiredStamp(subject({}, []), undefined);
-    expect(
-      stampMergePatch(
-        { labels: { [Labels.managed]: 'true' }, annotations: { [Annotations.valuesDigest]: D } },
-        removal,
-      ),
-    ).toEqual({
-      metadata: { labels: { [Labels.managed]: null }, annotations: { [Annotations.valuesDigest]: null } },
-    });
-  });
-
-  it('is undefined when the release already carries the stamp', () => {
-    const stamp = desiredStamp(subject(), D);
-    expect(
-      stampMergePatch(
-        { labels: { [Labels.managed]: 'true' }, annotations: { [Annotations.valuesDigest]: D } },
-        stamp,
-      ),
-    ).toBeUndefined();
-    expect(
-      stampMergePatch({ labels: {}, annotations: {} }, desiredStamp(subject({}, []), undefined)),
-    ).toBeUndefined();
   });
 });

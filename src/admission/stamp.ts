@@ -39,24 +39,3 @@ export function desiredStamp(hr: StampSubject, digest: string | undefined): Stam
     annotations: { [Annotations.valuesDigest]: digest ?? null },
   };
 }
-
-/**
- * The JSON merge patch (RFC 7386) that applies `stamp` to metadata with these labels and annotations, or
- * undefined when nothing differs: what the reconciler writes when it backfills a bypassed webhook.
- */
-export function stampMergePatch(
-  metadata: { labels: Readonly<Record<string, string>>; annotations: Readonly<Record<string, string>> },
-  stamp: Stamp,
-): { metadata: { labels?: MapChanges; annotations?: MapChanges } } | undefined {
-  const changes = (current: Readonly<Record<string, string>>, want: MapChanges) => {
-    const out: Record<string, string | null> = {};
-    for (const [k, v] of Object.entries(want)) {
-      if (v === null ? Object.hasOwn(current, k) : current[k] !== v) out[k] = v;
-    }
-    return Object.keys(out).length > 0 ? out : undefined;
-  };
-  const labels = changes(metadata.labels, stamp.labels);
-  const annotations = changes(metadata.annotations, stamp.annotations);
-  if (!labels && !annotations) return undefined;
-  return { metadata: { ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) } };
-}

@@ -257,7 +257,8 @@ class OperatorProcess {
   private readonly exited: Promise<void>;
 
   constructor(kubeconfig: string, env: Record<string, string>) {
-    this.child = spawn(process.execPath, ['--expose-gc', join(HERE, 'triggers-operator.ts')], {
+    const flags = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    this.child = spawn(process.execPath, ['--expose-gc', ...flags, join(HERE, 'triggers-operator.ts')], {
       env: { ...process.env, BENCH_KUBECONFIG: kubeconfig, ...env },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -478,9 +479,12 @@ async function scalePhase(cp: ControlPlane, client: KubeClient) {
     externalAtSyncedMB: synced.externalMB,
     idleMs: idle.ms,
     rssAtIdleMB: idle.rssMB,
+    heapTotalAtIdleMB: idle.heapTotalMB,
+    operatorNodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS ?? '',
     peakRssMB: stats.peakMB,
     rssAfterGcMB: stats.rssMB,
     heapUsedAfterGcMB: stats.heapUsedMB,
+    heapTotalAfterGcMB: stats.heapTotalMB,
     externalAfterGcMB: stats.externalMB,
     valueFetches: idle.fetches,
     objectsHeld: idle.valuesHeld,

@@ -18,6 +18,7 @@ export interface SourceMeta {
 }
 
 export interface OperatorCaches {
+  /** Parsed releases; kubectl's last-applied-configuration annotation is not kept. */
   helmReleases: Informer<HelmRelease>;
   configMaps: Informer<SourceMeta>;
   secrets: Informer<SourceMeta>;
@@ -40,6 +41,7 @@ export interface CachesOptions {
   pageSize?: number;
 }
 
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 const NO_LINKS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** The annotation keys a metadata transform keeps. */
@@ -80,7 +82,11 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     resource: HelmReleases,
     transform: (raw) => {
       const parsed = parseHelmRelease(raw);
-      if (parsed.ok) return parsed.value;
+      if (parsed.ok) {
+        // kubectl's copy of the whole applied object: often the largest thing on a release, read by no one here.
+        delete parsed.value.metadata.annotations[LAST_APPLIED];
+        return parsed.value;
+      }
       const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : {};
       log.warn({ namespace: meta.namespace, name: meta.name, error: parsed.error }, 'HelmRelease not cached');
       return undefined;

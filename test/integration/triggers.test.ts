@@ -316,4 +316,33 @@ describe('trigger reconciler', () => {
     expect(app.annotations[Flux.requestedAt]).toBeUndefined();
     expect(app.annotations[Annotations.linkDigests]).toBeUndefined();
   });
+
+  it.each([
+    ['honoured with --compat-trigger-operator', true],
+    ['ignored without it', false],
+  ])("helmrelease-trigger-operator's link annotations are %s", async (_name, compat) => {
+    const { client, ns } = await setup();
+    await createRelease(client, ns, 'app', []);
+    await createConfigMap(client, ns, 'linked', {
+      data: { k: 'v1' },
+      annotations: { 'nebius.ai/helmreleases-name': 'app', 'nebius.ai/helmreleases-namespace': ns },
+    });
+    const op = await operator(client, [ns], { 'compat-trigger-operator': compat });
+    if (compat) {
+      await eventually(
+        async () => (await releaseMeta(client, ns, 'app')).annotations[Annotations.linkDigests],
+        {
+          what: 'link digest recorded',
+        },
+      );
+    }
+    await patchConfigMap(client, ns, 'linked', { data: { k: 'v2' } });
+    if (compat) {
+      await eventually(() => requestedAt(client, ns, 'app'), { what: 'requestedAt' });
+    } else {
+      await sleep(300);
+      await op.controller.whenIdle();
+      expect(await releaseMeta(client, ns, 'app')).toMatchObject({ annotations: {} });
+    }
+  });
 });

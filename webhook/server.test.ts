@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -7,7 +8,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testLogger } from '../src/log.ts';
 import { createCA, issueCertificate, type KeyPair } from '../src/tls/certs.ts';
-import { startWebhookServer, type WebhookConfig, type WebhookServer } from './server.ts';
+import { BODY_LIMIT, startWebhookServer, type WebhookConfig, type WebhookServer } from './server.ts';
 import { memoryLookup, writeAtomicWriterLayout } from './testing.ts';
 
 const ca = createCA('test-webhook-ca');
@@ -112,6 +113,30 @@ describe('serving certificate reload', () => {
     const s = await start(dir);
     await expect(servedFingerprint(s.port, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1' })).rejects.toThrow();
     expect(await servedFingerprint(s.port, { maxVersion: 'TLSv1.2' })).toBe(fingerprint(pair));
+  });
+});
+
+describe('limits', () => {
+  it('answers 413 to a body over the limit, and serves the next request', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certs-'));
+    const pair = serving();
+    writeAtomicWriterLayout(dir, { 'tls.crt': pair.cert, 'tls.key': pair.key });
+    const s = await start(dir);
+    const post = (body: Buffer) =>
+      new Promise<number>((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port: s.port, path: '/mutate', method: 'POST', ca: ca.cert, agent: false },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.setHeader('content-type', 'application/json');
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect(await post(Buffer.alloc(BODY_LIMIT + 1, 0x20))).toBe(413);
+    expect(await post(Buffer.from('{}'))).toBe(400);
   });
 });
 

@@ -17,8 +17,19 @@ const rssMB = () => Math.round((process.memoryUsage().rss / 2 ** 20) * 10) / 10;
 const memory = () => {
   const m = process.memoryUsage();
   const mb = (x: number) => Math.round((x / 2 ** 20) * 10) / 10;
-  return { heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
+  return {
+    heapUsedMB: mb(m.heapUsed),
+    heapTotalMB: mb(m.heapTotal),
+    externalMB: mb(m.external),
+    arrayBuffersMB: mb(m.arrayBuffers),
+  };
 };
+
+if (env.BENCH_BASELINE) {
+  globalThis.gc?.();
+  report('baseline');
+  process.exit(0);
+}
 
 const kc = new KubeConfig();
 kc.loadFromFile(env.BENCH_KUBECONFIG as string);
@@ -55,7 +66,12 @@ report('synced', {
   secrets: caches.secrets.size,
 });
 await controller.whenIdle();
-report('idle', { ...memory(), peakMB: peak, fetches: caches.values.stats.fetches, valuesHeld: caches.values.size });
+report('idle', {
+  ...memory(),
+  peakMB: peak,
+  fetches: caches.values.stats.fetches,
+  valuesHeld: caches.values.size,
+});
 const metrics = async () =>
   (await registry.metrics()).split('\n').filter((l) => /^helmrelease_autopilot_trigger/.test(l));
 

@@ -109,25 +109,28 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
   };
 
   const indexRelease = (c: Cached<HelmRelease>) => index.setRelease(c.namespace, c.name, c.value.valuesFrom);
-  o.caches.helmReleases.on({
-    add: (c) => {
-      if (stopped) return;
-      indexRelease(c);
-      if (inScope(c.namespace)) queue.add(releaseKey(c.namespace, c.name));
-    },
-    update: (old, c) => {
-      if (stopped) return;
-      indexRelease(c);
-      // Status-only updates (Flux reports progress) cannot change the decision.
-      if (inScope(c.namespace) && decisionInputsDiffer(old.value, c.value))
-        queue.add(releaseKey(c.namespace, c.name));
-    },
-    delete: (c) => {
-      if (stopped) return;
-      index.deleteRelease(c.namespace, c.name);
-      observed.take(releaseKey(c.namespace, c.name));
-    },
-  });
+  const handlers: (() => void)[] = [];
+  handlers.push(
+    o.caches.helmReleases.on({
+      add: (c) => {
+        if (stopped) return;
+        indexRelease(c);
+        if (inScope(c.namespace)) queue.add(releaseKey(c.namespace, c.name));
+      },
+      update: (old, c) => {
+        if (stopped) return;
+        indexRelease(c);
+        // Status-only updates (Flux reports progress) cannot change the decision.
+        if (inScope(c.namespace) && decisionInputsDiffer(old.value, c.value))
+          queue.add(releaseKey(c.namespace, c.name));
+      },
+      delete: (c) => {
+        if (stopped) return;
+        index.deleteRelease(c.namespace, c.name);
+        observed.take(releaseKey(c.namespace, c.name));
+      },
+    }),
+  );
 
   const onSource = (kind: ValuesSourceKind, c: Cached<SourceMeta>, deleted: boolean) => {
     if (stopped) return;
@@ -145,11 +148,13 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     ['ConfigMap', o.caches.configMaps],
     ['Secret', o.caches.secrets],
   ] as const) {
-    informer.on({
-      add: (c) => onSource(kind, c, false),
-      update: (_old, c) => onSource(kind, c, false),
-      delete: (c) => onSource(kind, c, true),
-    });
+    handlers.push(
+      informer.on({
+        add: (c) => onSource(kind, c, false),
+        update: (_old, c) => onSource(kind, c, false),
+        delete: (c) => onSource(kind, c, true),
+      }),
+    );
   }
 
   const seed = () => {
@@ -233,6 +238,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     },
     stop: async () => {
       stopped = true;
+      for (const off of handlers.splice(0)) off();
       onStop();
       await started;
       await queue.stop();

@@ -25,7 +25,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     throw err;
   }
   const log = createLogger(config['log-level']);
-  const kube = loadKubeConfig({ path: config.kubeconfig, context: config.context }, env);
+  const kube = await loadKubeConfig({ path: config.kubeconfig, context: config.context }, env);
   const client = await KubeClient.create(kube.kubeConfig);
   const version = (await client.get('/version')) as { gitVersion?: string };
   log.info(

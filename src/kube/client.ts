@@ -1,9 +1,8 @@
-// A thin REST client over client-node's KubeConfig: client-node does the authentication (certificates,
-// tokens, exec plugins); this module does requests with the headers we need (merge patches, metadata-only
+// A thin REST client over a kubeconfig's credentials (src/kube/kubeconfig.ts, or client-node's KubeConfig
+// for plugin-based users and in tests); this module does requests with the headers we need (merge patches, metadata-only
 // Accept) and streams watch responses line by line. Errors carry the API server's Status.
 import http from 'node:http';
 import https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { isObject, str } from '../util/narrow.ts';
 
 export const MERGE_PATCH = 'application/merge-patch+json';
@@ -61,15 +60,22 @@ export interface ClientOptions {
   impersonate?: Impersonate;
 }
 
+/** What the client needs of a kubeconfig; client-node's KubeConfig has the same shape. */
+export interface Credentials {
+  getCurrentCluster(): { server: string } | null;
+  /** Sets TLS material and headers (Authorization) on the request options. */
+  applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
+}
+
 export class KubeClient {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: Credentials;
   readonly server: URL;
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
 
   private readonly impersonate: Impersonate | undefined;
 
-  private constructor(kc: KubeConfig, server: URL, agent: http.Agent, impersonate?: Impersonate) {
+  private constructor(kc: Credentials, server: URL, agent: http.Agent, impersonate?: Impersonate) {
     this.kubeConfig = kc;
     this.server = server;
     this.agent = agent;
@@ -77,7 +83,7 @@ export class KubeClient {
     this.impersonate = impersonate;
   }
 
-  static async create(kc: KubeConfig, options: ClientOptions = {}): Promise<KubeClient> {
+  static async create(kc: Credentials, options: ClientOptions = {}): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     const server = new URL(cluster.server);

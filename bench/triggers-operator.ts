@@ -1,10 +1,10 @@
 // The trigger operator as a child process of bench/triggers.ts, so its RSS and start-up are its own.
 // Settings come from the environment; it reports JSON lines on stdout and exits when stdin closes.
-import { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { startTriggerController } from '../controller/triggers/controller.ts';
 import { createCaches } from '../src/kube/caches.ts';
 import { KubeClient } from '../src/kube/client.ts';
+import { loadKubeConfig } from '../src/kube/kubeconfig.ts';
 import { createLogger } from '../src/log.ts';
 
 const env = process.env;
@@ -31,9 +31,9 @@ if (env.BENCH_BASELINE) {
   process.exit(0);
 }
 
-const kc = new KubeConfig();
-kc.loadFromFile(env.BENCH_KUBECONFIG as string);
-const client = await KubeClient.create(kc);
+// The operator's own loader (no client-node at run time), as in src/main.ts.
+const { kubeConfig } = await loadKubeConfig({ path: env.BENCH_KUBECONFIG as string, context: '' });
+const client = await KubeClient.create(kubeConfig);
 const logger = createLogger(env.BENCH_LOG_LEVEL ?? 'warn');
 const namespace = env.BENCH_NAMESPACE || undefined;
 const caches = createCaches({ client, logger, ...(namespace ? { namespace } : {}) });

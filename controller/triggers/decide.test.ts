@@ -95,6 +95,27 @@ describe('decideTrigger', () => {
     expect(d.action === 'trigger' && Flux.forceAt in d.patch.metadata.annotations).toBe(false);
   });
 
+  const OLD = '2025-12-31T00:00:00Z';
+  it.each([
+    ["a retry's resetAt Flux has not handled", Flux.resetAt, undefined, true],
+    ['a forceAt Flux has not handled', Flux.forceAt, undefined, true],
+    ['a resetAt Flux already handled', Flux.resetAt, OLD, false],
+  ])('with %s, the new requestedAt carries %s along: %s', (_name, annotation, lastHandled, carried) => {
+    const hr = release(stamped(D1, { [Flux.requestedAt]: OLD, [annotation]: OLD }));
+    if (lastHandled) {
+      hr.status.lastHandledResetAt = lastHandled;
+      hr.status.lastHandledForceAt = lastHandled;
+    }
+    const d = decide({ hr });
+    expect(d.action === 'trigger' && d.patch.metadata.annotations[annotation]).toBe(carried ? TOKEN : undefined);
+  });
+
+  it('does not carry a resetAt written with an older request', () => {
+    const hr = release(stamped(D1, { [Flux.requestedAt]: OLD, [Flux.resetAt]: '2025-01-01T00:00:00Z' }));
+    const d = decide({ hr });
+    expect(d.action === 'trigger' && Flux.resetAt in d.patch.metadata.annotations).toBe(false);
+  });
+
   it('backfills label and digest of a managed release the webhook missed, without requestedAt', () => {
     expect(decide({ hr: release({}) })).toEqual({
       action: 'backfill',

@@ -84,7 +84,12 @@ export function decideTrigger(input: TriggerInput, options: TriggerOptions): Tri
       reason: valuesChanged ? 'values-changed' : 'link-changed',
       patch: patch({
         [Flux.requestedAt]: options.token,
-        ...(force ? { [Flux.forceAt]: options.token } : {}),
+        ...(force || pendingWithRequest(hr, Flux.forceAt, hr.status.lastHandledForceAt)
+          ? { [Flux.forceAt]: options.token }
+          : {}),
+        ...(pendingWithRequest(hr, Flux.resetAt, hr.status.lastHandledResetAt)
+          ? { [Flux.resetAt]: options.token }
+          : {}),
       }),
       changedLinks,
       oldDigest: stored,
@@ -99,6 +104,16 @@ export function decideTrigger(input: TriggerInput, options: TriggerOptions): Tri
     return { action: 'backfill', reason: onlyLinks ? 'link-digests' : 'stamp', patch: patch({}) };
   }
   return { action: 'skip', reason: 'unchanged' };
+}
+
+/**
+ * True when `annotation` (forceAt or resetAt) was written with the pending requestedAt and Flux has not
+ * handled it yet. A new requestedAt must carry it along with the new token, or Flux would see the two
+ * differ and drop it (e.g. a retry's resetAt overtaken by a trigger).
+ */
+function pendingWithRequest(hr: HelmRelease, annotation: string, lastHandled: string | undefined): boolean {
+  const value = hr.metadata.annotations[annotation];
+  return value !== undefined && value === hr.metadata.annotations[Flux.requestedAt] && value !== lastHandled;
 }
 
 /** Skips that need no digest, so the reconciler can take them without any lookup. */

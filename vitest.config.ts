@@ -24,6 +24,20 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          // Builds helm-controller (once per version, cached outside the repository) before any spec.
+          globalSetup: ['test/e2e/support/global-setup.ts'],
+          // Each spec file runs its own control plane, helm-controller and operator: one at a time, after
+          // the other projects, so the real timeouts are not starved on a 2-core machine.
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          testTimeout: 300_000,
+          hookTimeout: 900_000,
+        },
+      },
     ],
   },
 });

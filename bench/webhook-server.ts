@@ -2,9 +2,11 @@
 //   BENCH_SERVER=webhook   the real webhook server (startWebhookServer) over an in-memory ValuesLookup
 //   BENCH_SERVER=cluster   the real webhook server over the operator's caches of BENCH_KUBECONFIG
 //   BENCH_SERVER=bare      a bare fastify TLS endpoint answering a constant AdmissionReview
-// BENCH_CERT_DIR holds tls.crt/tls.key. Exits when its stdin closes (the parent is gone).
+// BENCH_CERT_DIR holds tls.crt/tls.key. Answers "stats" lines on stdin; exits when stdin closes (the parent is gone).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
@@ -78,7 +80,17 @@ async function main(): Promise<number> {
 main().then(
   (port) => {
     process.stdout.write(`${JSON.stringify({ port })}\n`);
-    process.stdin.resume();
+    // "stats" on stdin: this process's event-loop delay since the last "stats" (a stalled server shows here).
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    createInterface({ input: process.stdin }).on('line', (line) => {
+      if (line.trim() !== 'stats') return;
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      process.stdout.write(
+        `${JSON.stringify({ stats: { loopDelayP99Ms: ms(loop.percentile(99)), loopDelayMaxMs: ms(loop.max) } })}\n`,
+      );
+      loop.reset();
+    });
     process.stdin.on('end', async () => {
       for (const stop of stops) await stop();
       process.exit(0);

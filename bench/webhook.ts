@@ -121,9 +121,15 @@ async function handlerBench(level: 'warn' | 'info') {
 
 // ---------- 2. over TLS on loopback ----------
 
+interface ServerStats {
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+}
+
 class ServerProcess {
   readonly child: ChildProcess;
   readonly port: Promise<number>;
+  private statsWaiter: ((s: ServerStats) => void) | undefined;
   constructor(mode: string, env: Record<string, string>) {
     this.child = spawn(process.execPath, [join(HERE, 'webhook-server.ts')], {
       env: { ...process.env, BENCH_SERVER: mode, ...env },
@@ -133,12 +139,20 @@ class ServerProcess {
       this.child.on('exit', (code) => reject(new Error(`${mode} server exited (${code})`)));
       createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
         try {
-          const { port } = JSON.parse(line) as { port: number };
-          resolve(port);
+          const msg = JSON.parse(line) as { port?: number; stats?: ServerStats };
+          if (msg.port !== undefined) resolve(msg.port);
+          if (msg.stats) this.statsWaiter?.(msg.stats);
         } catch {
-          // not the port line
+          // not one of our lines
         }
       });
+    });
+  }
+  /** The server's event-loop delay since the previous call. */
+  stats(): Promise<ServerStats> {
+    return new Promise((resolve) => {
+      this.statsWaiter = resolve;
+      this.child.stdin?.write('stats\n');
     });
   }
   async stop() {
@@ -148,7 +162,8 @@ class ServerProcess {
   }
 }
 
-function post(agent: https.Agent, port: number, body: Buffer): Promise<number> {
+/** One request; `fresh` counts requests that needed a new TLS connection (a handshake). */
+function post(agent: https.Agent, port: number, body: Buffer, fresh?: { n: number }): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -160,6 +175,7 @@ function post(agent: https.Agent, port: number, body: Buffer): Promise<number> {
         headers: { 'content-type': 'application/json', 'content-length': body.length },
       },
       (res) => {
+        if (fresh && !req.reusedSocket) fresh.n++;
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
         res.on('error', reject);
@@ -171,7 +187,10 @@ function post(agent: https.Agent, port: number, body: Buffer): Promise<number> {
 }
 
 /** Sends at a fixed rate regardless of answers (open loop); latency from send, and from the scheduled time. */
-async function fixedRate(port: number, ca: string, body: Buffer, rate: number) {
+async function fixedRate(server: ServerProcess, ca: string, body: Buffer, rate: number) {
+  const port = await server.port;
+  await server.stats();
+  const fresh = { n: 0 };
   const agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
   const fromSend: number[] = [];
   const fromSchedule: number[] = [];
@@ -190,7 +209,7 @@ async function fixedRate(port: number, ca: string, body: Buffer, rate: number) {
       const scheduled = start + (sent * 1000) / rate;
       const t0 = performance.now();
       inflight.push(
-        post(agent, port, body).then(
+        post(agent, port, body, fresh).then(
           (status) => {
             const t1 = performance.now();
             if (status !== 200) errors++;
@@ -210,6 +229,8 @@ async function fixedRate(port: number, ca: string, body: Buffer, rate: number) {
   const elapsed = performance.now() - start;
   agent.destroy();
   return {
+    newConnections: fresh.n,
+    serverStats: await server.stats(),
     clientLoopDelayP99Ms: round(loop.percentile(99) / 1e6),
     rate,
     sent,
@@ -260,11 +281,11 @@ async function tlsBench(certDir: string, ca: string) {
   try {
     const ports = { webhook: await servers.webhook.port, bare: await servers.bare.port };
     // Warm up both (JIT, TLS session setup).
-    for (const port of Object.values(ports)) await fixedRate(port, ca, body, 200);
+    for (const server of Object.values(servers)) await fixedRate(server, ca, body, 200);
     const rates: Record<string, unknown>[] = [];
     for (const rate of RATES) {
       for (const name of ['bare', 'webhook'] as const) {
-        const r = await fixedRate(ports[name], ca, body, rate);
+        const r = await fixedRate(servers[name], ca, body, rate);
         rates.push({ server: name, ...r });
         console.log(
           `TLS ${name} @${rate}/s: p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, errors ${r.errors}`,
@@ -527,12 +548,12 @@ function markdown(r: Record<string, unknown> & { [k: string]: unknown }): string
     '',
   );
   lines.push(
-    '| server | rate/s | achieved/s | errors | p50 ms | p90 ms | p99 ms | max ms | p99 from schedule ms | client loop delay p99 ms |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| server | rate/s | achieved/s | errors | p50 ms | p90 ms | p99 ms | max ms | p99 from schedule ms | new TLS connections | server loop delay p99 / max ms | client loop delay p99 ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const x of t.rates as (Awaited<ReturnType<typeof fixedRate>> & { server: string })[]) {
     lines.push(
-      `| ${x.server} | ${x.rate} | ${x.achievedRate} | ${x.errors} | ${x.latencyMs.p50} | ${x.latencyMs.p90} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${x.latencyFromScheduleMs.p99} | ${x.clientLoopDelayP99Ms} |`,
+      `| ${x.server} | ${x.rate} | ${x.achievedRate} | ${x.errors} | ${x.latencyMs.p50} | ${x.latencyMs.p90} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${x.latencyFromScheduleMs.p99} | ${x.newConnections} | ${x.serverStats.loopDelayP99Ms} / ${x.serverStats.loopDelayMaxMs} | ${x.clientLoopDelayP99Ms} |`,
     );
   }
   lines.push(

@@ -300,3 +300,41 @@ describe('mutate: properties', () => {
     );
   });
 });
+
+describe('mutate: the operator state an UPDATE dropped comes back', () => {
+  const state = {
+    [Annotations.linkDigests]: '{"ConfigMap/ns/l":"sha256:ab"}',
+    [Annotations.retryAttempts]: '2',
+    [Annotations.retryLastAttempt]: '2026-01-01T00:00:00Z',
+    [Annotations.retryEpisode]: 'e1',
+    [Annotations.retryExhausted]: '2026-01-01T01:00:00Z',
+  };
+
+  it.each([
+    ['a managed release, spec unchanged', spec(), spec()],
+    ['a managed release whose spec changed', spec(), spec([{ kind: 'Secret', name: 's' }])],
+    ['a release without valuesFrom (retries apply to every release)', spec([]), spec([])],
+  ])('%s', (_name, oldSpec, newSpec) => {
+    const oldObject = hr({ annotations: { ...state, [DIGEST]: D1 }, spec: oldSpec });
+    const req = request({ operation: 'UPDATE', object: hr({ spec: newSpec }), oldObject });
+    const annotations = meta(patched(req, OK)).annotations as JsonObject;
+    for (const [k, v] of Object.entries(state)) expect(annotations[k]).toBe(v);
+  });
+
+  it('keeps a value the writer sent, and restores nothing on CREATE', () => {
+    const oldObject = hr({ annotations: state });
+    const sent = { ...state, [Annotations.retryAttempts]: '3' };
+    const update = request({ operation: 'UPDATE', object: hr({ annotations: sent }), oldObject });
+    expect((meta(patched(update, OK)).annotations as JsonObject)[Annotations.retryAttempts]).toBe('3');
+    const create = request({ object: hr() });
+    const annotations = (meta(patched(create, OK)).annotations ?? {}) as JsonObject;
+    for (const k of Object.keys(state)) expect(annotations[k]).toBeUndefined();
+  });
+
+  it('is idempotent: a second pass over the restored object patches nothing', () => {
+    const oldObject = hr({ annotations: { ...state, [DIGEST]: D1 } });
+    const req = request({ operation: 'UPDATE', object: hr(), oldObject });
+    const once = patched(req, OK);
+    expect(mutate({ ...req, object: once }, OK).patch).toEqual([]);
+  });
+});

@@ -25,7 +25,28 @@ export type DigestSource =
 
 export type Plan =
   | { action: 'skip'; reason: string }
-  | { action: 'stamp'; metadata: JsonObject; subject: StampSubject; digest: DigestSource };
+  | {
+      action: 'stamp';
+      metadata: JsonObject;
+      subject: StampSubject;
+      digest: DigestSource;
+      /** Operator state an UPDATE dropped, restored from oldObject. */
+      carried: Record<string, string>;
+    };
+
+/**
+ * The operator's own state besides the values digest. An UPDATE that lacks these (a PUT or an applier that
+ * omits them) gets them back from oldObject: a lost link digest would lose a trigger, lost retry counters
+ * would grant a new budget. The operator's own writes are not sent here (matchConditions), so its removals
+ * stand.
+ */
+export const CARRIED_STATE = [
+  Annotations.linkDigests,
+  Annotations.retryAttempts,
+  Annotations.retryLastAttempt,
+  Annotations.retryEpisode,
+  Annotations.retryExhausted,
+] as const;
 
 export interface Decision {
   allowed: true;
@@ -53,13 +74,27 @@ export function planAdmission(req: AdmissionRequest): Plan {
   if (!valuesFrom.ok) return skip('invalid-valuesfrom');
   const annotations = stringMap(metadata.annotations);
   const subject: StampSubject = { metadata: { annotations }, valuesFrom: valuesFrom.value };
-  if (!isManaged(subject)) return { action: 'stamp', metadata, subject, digest: { from: 'none' } };
+  const carried = carriedState(req, annotations);
+  if (!isManaged(subject)) return { action: 'stamp', metadata, subject, digest: { from: 'none' }, carried };
   return {
     action: 'stamp',
     metadata,
     subject,
     digest: digestSource(req, spec, annotations, valuesFrom.value),
+    carried,
   };
+}
+
+function carriedState(req: AdmissionRequest, annotations: Record<string, string>): Record<string, string> {
+  if (req.operation !== 'UPDATE') return {};
+  const old = isObject(req.oldObject) && isObject(req.oldObject.metadata) ? req.oldObject.metadata : {};
+  const oldAnnotations = stringMap(old.annotations);
+  const carried: Record<string, string> = {};
+  for (const key of CARRIED_STATE) {
+    const value = oldAnnotations[key];
+    if (value !== undefined && annotations[key] === undefined) carried[key] = value;
+  }
+  return carried;
 }
 
 function digestSource(
@@ -122,7 +157,7 @@ export function decide(plan: Plan, outcome: DigestOutcome | undefined): Decision
   const stamp = desiredStamp(plan.subject, digest);
   const patch = [
     ...mapPatch(plan.metadata, 'labels', stamp.labels),
-    ...mapPatch(plan.metadata, 'annotations', stamp.annotations),
+    ...mapPatch(plan.metadata, 'annotations', { ...plan.carried, ...stamp.annotations }),
   ];
   const reason =
     source.from === 'none'

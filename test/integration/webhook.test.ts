@@ -131,6 +131,24 @@ describe('admission webhook on a real API server', () => {
     expect(annotationsOf(await apply(f.client, ns, respec, 'gitops'))[DIGEST]).toBe(changedDigest);
   });
 
+  it("a replace that omits the operator's retry and link state keeps it", async () => {
+    const ns = await namespaceWithValues();
+    await apply(f.client, ns, helmRelease('app', VALUES_FROM), 'gitops');
+    const state = {
+      [Annotations.retryAttempts]: '2',
+      [Annotations.retryEpisode]: 'e1',
+      [Annotations.linkDigests]: '{"ConfigMap/x/y":"sha256:ab"}',
+    };
+    await f.client.mergePatch(objectPath(HelmReleases, ns, 'app'), { metadata: { annotations: state } });
+    const current = (await get(ns, 'app')) as JsonObject;
+    const replaced = await f.client.request({
+      method: 'PUT',
+      path: objectPath(HelmReleases, ns, 'app'),
+      body: { ...current, metadata: { ...(current.metadata as JsonObject), annotations: {} } },
+    });
+    expect(annotationsOf(replaced)).toMatchObject(state);
+  });
+
   it('removes the label and digest when valuesFrom becomes empty or the release opts out', async () => {
     const ns = await namespaceWithValues();
     await apply(f.client, ns, helmRelease('app', VALUES_FROM), 'gitops');

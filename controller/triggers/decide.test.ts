@@ -107,7 +107,9 @@ describe('decideTrigger', () => {
       hr.status.lastHandledForceAt = lastHandled;
     }
     const d = decide({ hr });
-    expect(d.action === 'trigger' && d.patch.metadata.annotations[annotation]).toBe(carried ? TOKEN : undefined);
+    expect(d.action === 'trigger' && d.patch.metadata.annotations[annotation]).toBe(
+      carried ? TOKEN : undefined,
+    );
   });
 
   it('does not carry a resetAt written with an older request', () => {

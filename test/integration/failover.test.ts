@@ -1,0 +1,119 @@
+// Leader failover loses no change and triggers none twice: two real operator processes, the leader is
+// SIGKILLed right after a change, and the follower that takes over triggers exactly that change once.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseHelmRelease } from '../../src/flux/helmrelease.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { Informer } from '../../src/kube/informer.ts';
+import { ConfigMaps, collectionPath, HelmReleases, Leases, objectPath } from '../../src/kube/resources.ts';
+import { testLogger } from '../../src/log.ts';
+import { Annotations, Flux } from '../../src/names.ts';
+import { adminClient, createNamespace, eventually, kubeconfigPath } from '../support/cluster.ts';
+
+const mainTs = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
+
+function operator(ns: string): { proc: ChildProcess; out: string[] } {
+  const out: string[] = [];
+  const proc = spawn(
+    process.execPath,
+    [
+      mainTs,
+      '--webhook=false',
+      '--retries=false',
+      '--debounce=0',
+      `--namespace=${ns}`,
+      `--watch-namespace=${ns}`,
+      '--health-port=0',
+      '--metrics-port=0',
+      '--bind-address=127.0.0.1',
+      '--lease-duration=3s',
+      '--lease-renew-deadline=2s',
+      '--lease-retry-period=250ms',
+    ],
+    { env: { PATH: process.env.PATH, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  proc.stdout?.on('data', (b: Buffer) => out.push(b.toString()));
+  proc.stderr?.on('data', (b: Buffer) => out.push(b.toString()));
+  return { proc, out };
+}
+
+describe('leader failover', () => {
+  let client: KubeClient;
+  beforeAll(async () => {
+    client = await adminClient();
+  });
+  afterAll(() => client.close());
+
+  it('loses no change and triggers none twice when the leader is killed', async () => {
+    const ns = await createNamespace(client, 'failover');
+    await client.create(collectionPath(ConfigMaps, ns), {
+      metadata: { name: 'values' },
+      data: { 'values.yaml': 'v: 1' },
+    });
+    await client.create(collectionPath(HelmReleases, ns), {
+      apiVersion: 'helm.toolkit.fluxcd.io/v2',
+      kind: 'HelmRelease',
+      metadata: { name: 'app' },
+      spec: {
+        interval: '5m',
+        chart: { spec: { chart: 'c', sourceRef: { kind: 'HelmRepository', name: 'r' } } },
+        valuesFrom: [{ kind: 'ConfigMap', name: 'values' }],
+      },
+    });
+    // Every requestedAt the release ever carries, in order.
+    const requests: string[] = [];
+    const releases = new Informer({
+      client,
+      resource: HelmReleases,
+      namespace: ns,
+      logger: testLogger(),
+      transform: (raw) => {
+        const hr = parseHelmRelease(raw);
+        return hr.ok ? hr.value : undefined;
+      },
+    });
+    releases.on({
+      update: (_old, obj) => {
+        const token = obj.value.metadata.annotations[Flux.requestedAt];
+        if (token && requests.at(-1) !== token) requests.push(token);
+      },
+    });
+    releases.start();
+    await releases.waitForSync();
+    const digest = () => releases.get(ns, 'app')?.value.metadata.annotations[Annotations.valuesDigest];
+    const ops = [operator(ns), operator(ns)];
+    try {
+      // Backfilled without a trigger, then the first change is triggered once.
+      const backfilled = await eventually(digest, { what: 'digest backfilled', timeoutMs: 20_000 });
+      expect(requests).toEqual([]);
+      const change = (v: number) =>
+        client.mergePatch(objectPath(ConfigMaps, ns, 'values'), { data: { 'values.yaml': `v: ${v}` } });
+      await change(2);
+      await eventually(() => requests.length === 1, { what: 'first trigger' });
+      const afterFirst = digest();
+      expect(afterFirst).not.toBe(backfilled);
+
+      // Kill the leader, then change the data while nobody leads.
+      const lease = (await client.get(objectPath(Leases, ns, 'helmrelease-autopilot'))) as {
+        spec: { holderIdentity: string };
+      };
+      const leader = ops.findIndex((o) => o.out.join('').includes(lease.spec.holderIdentity));
+      expect(leader).toBeGreaterThanOrEqual(0);
+      ops[leader]?.proc.kill('SIGKILL');
+      await change(3);
+      await eventually(() => requests.length >= 2, {
+        what: 'the new leader triggers the change',
+        timeoutMs: 15_000,
+      });
+      await eventually(() => digest() !== afterFirst, { what: 'new digest recorded' });
+      // Quiet period: nothing else is triggered (not the first change again, not the second twice).
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(requests.length).toBe(2);
+      expect(ops[1 - leader]?.out.join('')).toContain('became leader');
+    } finally {
+      for (const o of ops) o.proc.kill('SIGKILL');
+      await releases.stop();
+    }
+  });
+});

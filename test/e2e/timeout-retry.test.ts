@@ -84,7 +84,13 @@ describe.each(versions)('helm-controller %s: a timeout is retried until it succe
         env,
         ns,
         'app',
-        (o) => str(o.status.lastHandledResetAt) === tokenStr && o.stalled,
+        // lastHandledReconcileAt is written by the reconcile's final status patch, so the attempt is over
+        // (Stalled alone may still be the previous failure's while the retry runs).
+        (o) =>
+          str(o.status.lastHandledReconcileAt) === tokenStr &&
+          str(o.status.lastHandledResetAt) === tokenStr &&
+          o.stalled &&
+          o.condition('Reconciling') === undefined,
         `retry ${n} honoured and timed out again`,
         120_000,
       );

@@ -151,8 +151,18 @@ async function localEnv(o: E2eOptions): Promise<E2eEnv> {
       namespace: (prefix = 'e2e') => createNamespace(client, prefix),
       logs: () => processes.map((p) => `--- ${p.name} (${p.log}) ---\n${p.tail(60)}`).join('\n'),
       async stop() {
+        const pids = [...processes.map((p) => p.pid()), ...cp.pids()].filter((p): p is number => !!p);
         await stopAll();
         rmSync(dir, { recursive: true, force: true });
+        const alive = pids.filter((pid) => {
+          try {
+            process.kill(pid, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        });
+        if (alive.length > 0) throw new Error(`e2e processes outlived their spec: ${alive.join(', ')}`);
       },
     };
   } catch (err) {

@@ -69,6 +69,11 @@ describe('classifyFailure on the condition shapes helm-controller writes', () =>
       release(stalledFailure(o, 'upgrade', HelmErrors.kstatusTimeout)),
       'retry',
     ],
+    [
+      'stalled install, kstatus wait cut short by the rate limiter (helm-controller v1.6)',
+      release(stalledFailure(o, 'install', HelmErrors.rateLimiterTimeout)),
+      'retry',
+    ],
     ['stalled upgrade, i/o timeout', release(stalledFailure(o, 'upgrade', HelmErrors.ioTimeout)), 'retry'],
     [
       'stalled install, TLS handshake timeout',

@@ -11,6 +11,9 @@ export const DEFAULT_TRANSIENT_PATTERNS: readonly string[] = [
   'timed out waiting for the condition',
   // helm-controller >= v1.5 (Helm v4, kstatus poller): "timeout waiting for: [Deployment/ns/name status: 'InProgress']".
   'timeout waiting for: \\[',
+  // helm-controller v1.6 (seen in e2e): the kstatus wait's client-go rate limiter runs into the timeout first:
+  // "client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline".
+  'would exceed context deadline',
   // Network timeouts talking to the API server or a registry.
   'i/o timeout',
   'TLS handshake timeout',

@@ -12,6 +12,8 @@ export const HelmErrors = {
   legacyTimeout: 'context deadline exceeded',
   waitTimeout: 'timed out waiting for the condition',
   kstatusTimeout: "timeout waiting for: [Deployment/apps/podinfo status: 'InProgress']",
+  rateLimiterTimeout:
+    'client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline',
   ioTimeout:
     'Get "https://10.96.0.1:443/api/v1/namespaces/apps/secrets": dial tcp 10.96.0.1:443: i/o timeout',
   tlsTimeout:

@@ -12,7 +12,10 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 
 FROM ${NODE_IMAGE}
 # HOME: os.homedir() (the ~/.kube/config lookup) throws for a uid without a passwd entry when HOME is unset.
-ENV NODE_ENV=production HOME=/tmp
+# V8 flags: a small young generation and a bounded old space keep RSS near what is live (measured:
+# 10,000 releases/ConfigMaps/Secrets, 313 MB RSS with the defaults, 178 MB with these; bench/results/).
+# Raise --max-old-space-size with the container's memory limit for much larger clusters.
+ENV NODE_ENV=production HOME=/tmp NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=256"
 WORKDIR /app
 # Owned by root and not writable by the runtime user.
 COPY --from=deps /app/node_modules ./node_modules

@@ -551,7 +551,7 @@ function markdown(r: Record<string, unknown>): string {
     '',
   );
   lines.push(
-    'RSS: `rssOfCodeAloneMB` is the operator process after its imports, before any cache (mostly @kubernetes/client-node).',
+    'RSS: `rssOfCodeAloneMB` is the operator process after its imports, before any cache (Node, fastify, pino, prom-client, yaml, node-forge and our modules).',
     'Target (DESIGN.md): p99 ≤ 200 ms with 1,000 releases; one patch per affected release per change window; ≤ 200 MB RSS and ≤ 10 s start-up at 10,000 releases.',
     '',
   );

@@ -28,6 +28,7 @@ import {
 import { Annotations, Labels } from '../src/names.ts';
 import { createCA, issueCertificate } from '../src/tls/certs.ts';
 import { isObject, type JsonObject } from '../src/util/narrow.ts';
+import { loopbackRegistration } from '../test/support/webhook-registration.ts';
 import { admit } from '../webhook/admit.ts';
 import { createWebhookMetrics } from '../webhook/metrics.ts';
 import { admissionReview, helmRelease, memoryLookup } from '../webhook/testing.ts';
@@ -434,42 +435,17 @@ async function apiserverBench(certDir: string, ca: string) {
     server = new ServerProcess('cluster', { BENCH_CERT_DIR: certDir, BENCH_KUBECONFIG: cp.kubeconfigPath });
     const port = await server.port;
     const hookName = 'bench.helmreleases.helmrelease-autopilot.dev';
-    await client.create(collectionPath(MutatingWebhookConfigurations), {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'MutatingWebhookConfiguration',
-      metadata: { name: 'helmrelease-autopilot-bench' },
-      webhooks: [
-        {
-          name: hookName,
-          clientConfig: {
-            url: `https://127.0.0.1:${port}/mutate`,
-            caBundle: Buffer.from(ca).toString('base64'),
-          },
-          rules: [
-            {
-              apiGroups: ['helm.toolkit.fluxcd.io'],
-              apiVersions: ['*'],
-              operations: ['CREATE', 'UPDATE'],
-              resources: ['helmreleases'],
-              scope: 'Namespaced',
-            },
-          ],
-          admissionReviewVersions: ['v1'],
-          failurePolicy: 'Ignore',
-          sideEffects: 'None',
-          timeoutSeconds: 5,
-          reinvocationPolicy: 'IfNeeded',
-          namespaceSelector: { matchLabels: { 'bench-webhook': 'on' } },
-          matchConditions: [
-            {
-              name: 'not-the-operator',
-              expression:
-                "request.userInfo.username != 'system:serviceaccount:helmrelease-autopilot:helmrelease-autopilot'",
-            },
-          ],
-        },
-      ],
-    });
+    await client.create(
+      collectionPath(MutatingWebhookConfigurations),
+      loopbackRegistration({
+        name: 'helmrelease-autopilot-bench',
+        webhookName: hookName,
+        url: `https://127.0.0.1:${port}/mutate`,
+        caPem: ca,
+        operatorUser: 'system:serviceaccount:helmrelease-autopilot:helmrelease-autopilot',
+        namespaceSelector: { matchLabels: { 'bench-webhook': 'on' } },
+      }),
+    );
     // Wait until the API server calls the webhook (dry-run probes store nothing).
     for (let i = 0; ; i++) {
       const probe = await client.create(

@@ -177,22 +177,7 @@ export class LeaderElector {
       leaseTransitions: mine ? current.transitions : current.transitions + 1,
     };
     try {
-      await this.o.client.request({
-        method: 'PUT',
-        path: this.path,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name: this.o.name,
-            namespace: this.o.namespace,
-            resourceVersion: current.resourceVersion,
-          },
-          spec,
-        },
-        signal: this.abort.signal,
-        timeoutMs,
-      });
+      await this.put(current.resourceVersion, spec, { signal: this.abort.signal, timeoutMs });
     } catch (err) {
       // Someone else wrote the Lease since we read it: they won this round.
       if (err instanceof ApiError && err.status === 409) return 'other';
@@ -201,30 +186,36 @@ export class LeaderElector {
     return 'held';
   }
 
+  /** Replaces the Lease, on the condition that it is still at the resourceVersion we read. */
+  private async put(
+    resourceVersion: string,
+    spec: Record<string, unknown>,
+    o: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<void> {
+    await this.o.client.request({
+      method: 'PUT',
+      path: this.path,
+      body: {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: this.o.name, namespace: this.o.namespace, resourceVersion },
+        spec,
+      },
+      ...o,
+    });
+  }
+
   /** Gives the Lease up so a follower need not wait for it to expire. */
   private async release(): Promise<void> {
     try {
       const current = parseLease(await this.o.client.get(this.path));
       if (current.holder !== this.o.identity) return;
-      await this.o.client.request({
-        method: 'PUT',
-        path: this.path,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name: this.o.name,
-            namespace: this.o.namespace,
-            resourceVersion: current.resourceVersion,
-          },
-          spec: {
-            holderIdentity: '',
-            leaseDurationSeconds: 1,
-            acquireTime: current.acquireTime,
-            renewTime: microTime(this.now()),
-            leaseTransitions: current.transitions,
-          },
-        },
+      await this.put(current.resourceVersion, {
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        acquireTime: current.acquireTime,
+        renewTime: microTime(this.now()),
+        leaseTransitions: current.transitions,
       });
       this.o.log.info({ lease: this.o.name }, 'released the lease');
     } catch (err) {

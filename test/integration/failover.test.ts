@@ -1,7 +1,5 @@
 // Leader failover loses no change and triggers none twice: two real operator processes, the leader is
 // SIGKILLed right after a change, and the follower that takes over triggers exactly that change once.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
@@ -9,34 +7,8 @@ import { Informer } from '../../src/kube/informer.ts';
 import { ConfigMaps, collectionPath, HelmReleases, Leases, objectPath } from '../../src/kube/resources.ts';
 import { testLogger } from '../../src/log.ts';
 import { Annotations, Flux } from '../../src/names.ts';
-import { adminClient, createNamespace, eventually, kubeconfigPath } from '../support/cluster.ts';
-
-const mainTs = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
-
-function operator(ns: string): { proc: ChildProcess; out: string[] } {
-  const out: string[] = [];
-  const proc = spawn(
-    process.execPath,
-    [
-      mainTs,
-      '--webhook=false',
-      '--retries=false',
-      '--debounce=0',
-      `--namespace=${ns}`,
-      `--watch-namespace=${ns}`,
-      '--health-port=0',
-      '--metrics-port=0',
-      '--bind-address=127.0.0.1',
-      '--lease-duration=3s',
-      '--lease-renew-deadline=2s',
-      '--lease-retry-period=250ms',
-    ],
-    { env: { PATH: process.env.PATH, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  proc.stdout?.on('data', (b: Buffer) => out.push(b.toString()));
-  proc.stderr?.on('data', (b: Buffer) => out.push(b.toString()));
-  return { proc, out };
-}
+import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { startOperator } from '../support/operator.ts';
 
 describe('leader failover', () => {
   let client: KubeClient;
@@ -82,7 +54,7 @@ describe('leader failover', () => {
     releases.start();
     await releases.waitForSync();
     const digest = () => releases.get(ns, 'app')?.value.metadata.annotations[Annotations.valuesDigest];
-    const ops = [operator(ns), operator(ns)];
+    const ops = [0, 1].map(() => startOperator(ns, ['--retries=false', '--debounce=0']));
     try {
       // Backfilled without a trigger, then the first change is triggered once.
       const backfilled = await eventually(digest, { what: 'digest backfilled', timeoutMs: 20_000 });

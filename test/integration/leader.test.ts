@@ -1,42 +1,14 @@
 // Leader election on the real API server: one leader at a time, a fast hand-over on release, a takeover
 // within the lease duration when the leader dies, and a leader that loses its Lease stops at once.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { Leases, objectPath } from '../../src/kube/resources.ts';
 import { testLogger } from '../../src/log.ts';
 import { LeaderElector } from '../../src/runtime/leader.ts';
-import { adminClient, createNamespace, eventually, kubeconfigPath } from '../support/cluster.ts';
+import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { startOperator } from '../support/operator.ts';
 
 const timing = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 250 };
-
-const mainTs = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
-
-/** The real operator process, reconcilers only, scoped to one namespace, with a short lease. */
-function startOperator(ns: string) {
-  const out: string[] = [];
-  const proc = spawn(
-    process.execPath,
-    [
-      mainTs,
-      '--webhook=false',
-      `--namespace=${ns}`,
-      `--watch-namespace=${ns}`,
-      '--health-port=0',
-      '--metrics-port=0',
-      '--bind-address=127.0.0.1',
-      '--lease-duration=3s',
-      '--lease-renew-deadline=2s',
-      '--lease-retry-period=250ms',
-    ],
-    { env: { PATH: process.env.PATH, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  proc.stdout?.on('data', (b: Buffer) => out.push(b.toString()));
-  proc.stderr?.on('data', (b: Buffer) => out.push(b.toString()));
-  const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  return { proc, out, exit };
-}
 
 function elector(client: KubeClient, namespace: string, identity: string, log: string[]) {
   return new LeaderElector({

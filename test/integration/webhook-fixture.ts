@@ -27,6 +27,7 @@ import type { ValuesLookup } from '../../src/values/lookup.ts';
 import { startWebhookServer, type WebhookConfig, type WebhookServer } from '../../webhook/server.ts';
 import { helmRelease, writeAtomicWriterLayout } from '../../webhook/testing.ts';
 import { adminClient, eventually } from '../support/cluster.ts';
+import { loopbackRegistration } from '../support/webhook-registration.ts';
 
 export const TEST_NAMESPACE_LABEL = `${PREFIX}/webhook-test`;
 export const APPLY_PATCH = 'application/apply-patch+yaml';
@@ -144,6 +145,7 @@ export async function startWebhookFixture(
 
 const webhookName = (id: string) => `${id}.helmreleases.helmrelease-autopilot.dev`;
 
+/** The shipped registration, confined to namespaces labelled with this fixture's id. */
 export function webhookConfiguration(
   name: string,
   url: string,
@@ -151,41 +153,17 @@ export function webhookConfiguration(
   id: string,
   operatorUser: string,
 ): JsonObject {
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name },
-    webhooks: [
-      {
-        name: webhookName(id),
-        clientConfig: { url, caBundle: Buffer.from(caPem).toString('base64') },
-        rules: [
-          {
-            apiGroups: ['helm.toolkit.fluxcd.io'],
-            apiVersions: ['*'],
-            operations: ['CREATE', 'UPDATE'],
-            resources: ['helmreleases'],
-            scope: 'Namespaced',
-          },
-        ],
-        admissionReviewVersions: ['v1'],
-        failurePolicy: 'Ignore',
-        sideEffects: 'None',
-        timeoutSeconds: 5,
-        reinvocationPolicy: 'IfNeeded',
-        matchPolicy: 'Equivalent',
-        namespaceSelector: {
-          matchLabels: { [TEST_NAMESPACE_LABEL]: id },
-          matchExpressions: [
-            { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system'] },
-          ],
-        },
-        matchConditions: [
-          { name: 'not-the-operator', expression: `request.userInfo.username != '${operatorUser}'` },
-        ],
-      },
-    ],
-  };
+  return loopbackRegistration({
+    name,
+    url,
+    caPem,
+    operatorUser,
+    webhookName: webhookName(id),
+    namespaceSelector: {
+      matchLabels: { [TEST_NAMESPACE_LABEL]: id },
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system'] }],
+    },
+  });
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   objectPath,
 } from '../../../src/kube/resources.ts';
 import { isObject } from '../../../src/util/narrow.ts';
+import { loopbackRegistration } from '../../support/webhook-registration.ts';
 import { type ArtifactServer, startArtifactServer } from './artifacts.ts';
 import { type HelmController, startHelmController } from './helm-controller.ts';
 import { startTethered, type Tethered } from './process.ts';
@@ -246,33 +247,9 @@ async function waitFor(fn: () => Promise<boolean>, p: Tethered, what: string): P
 
 /** As manifests/ registers it, with a loopback URL instead of the Service. */
 function webhookConfiguration(port: number) {
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: WEBHOOK_CONFIGURATION },
-    webhooks: [
-      {
-        name: 'helmreleases.helmrelease-autopilot.dev',
-        clientConfig: { url: `https://127.0.0.1:${port}/mutate` },
-        rules: [
-          {
-            apiGroups: ['helm.toolkit.fluxcd.io'],
-            apiVersions: ['*'],
-            operations: ['CREATE', 'UPDATE'],
-            resources: ['helmreleases'],
-            scope: 'Namespaced',
-          },
-        ],
-        admissionReviewVersions: ['v1'],
-        failurePolicy: 'Ignore',
-        sideEffects: 'None',
-        timeoutSeconds: 5,
-        reinvocationPolicy: 'IfNeeded',
-        matchPolicy: 'Equivalent',
-        matchConditions: [
-          { name: 'not-the-operator', expression: `request.userInfo.username != '${OPERATOR_USER}'` },
-        ],
-      },
-    ],
-  };
+  return loopbackRegistration({
+    name: WEBHOOK_CONFIGURATION,
+    url: `https://127.0.0.1:${port}/mutate`,
+    operatorUser: OPERATOR_USER,
+  });
 }

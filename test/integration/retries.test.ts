@@ -16,7 +16,7 @@ import { backoffDelay } from '../../src/retry/backoff.ts';
 import { episodeFingerprint } from '../../src/retry/state.ts';
 import { isObject } from '../../src/util/narrow.ts';
 import { FakeClock } from '../support/clock.ts';
-import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { adminClient, createNamespace, eventually, operatorClient } from '../support/cluster.ts';
 import {
   HelmErrors,
   helmReleaseObject,
@@ -29,6 +29,7 @@ interface Operator {
   caches: OperatorCaches;
   controller: RetryController;
   registry: Registry;
+  client: KubeClient;
 }
 
 class Harness {
@@ -51,18 +52,20 @@ class Harness {
 
   /** Starts an operator replica (its own caches, queue and metrics), scoped to this test's namespace. */
   async start(registry = new Registry()): Promise<Operator> {
-    const caches = createCaches({ client: this.client, logger: testLogger(), namespace: this.ns });
+    // The replica acts as the operator's ServiceAccount (manifests/base's RBAC); the test as admin.
+    const client = await operatorClient();
+    const caches = createCaches({ client, logger: testLogger(), namespace: this.ns });
     caches.start();
     await caches.waitForSync();
     const controller = startRetryController({
-      client: this.client,
+      client,
       caches,
       config: this.config,
       logger: testLogger(),
       registry,
       clock: this.clock,
     });
-    const op = { caches, controller, registry };
+    const op = { caches, controller, registry, client };
     this.operators.push(op);
     await controller.whenIdle();
     return op;
@@ -71,6 +74,7 @@ class Harness {
   async stop(op: Operator): Promise<void> {
     await op.controller.stop();
     await op.caches.stop();
+    op.client.close();
     this.operators.splice(this.operators.indexOf(op), 1);
   }
 

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { ConfigMaps, HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
-import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { adminClient, createNamespace, eventually, operatorClient } from '../support/cluster.ts';
 import {
   countWrites,
   createConfigMap,
@@ -30,13 +30,21 @@ async function setup(prefix = 'trg') {
   return { client, ns };
 }
 
+/**
+ * The trigger reconciler under test, acting as the operator's ServiceAccount (manifests/base's RBAC).
+ * `wrap` lets a test intercept the operator's own requests.
+ */
 async function operator(
-  client: KubeClient,
   namespaces: string[],
   config: Parameters<typeof startOperator>[2] = {},
+  wrap: (asOperator: KubeClient) => KubeClient = (c) => c,
 ) {
-  const op = await startOperator(client, namespaces, config);
-  cleanups.push(() => op.stop());
+  const asOperator = await operatorClient();
+  const op = await startOperator(wrap(asOperator), namespaces, config);
+  cleanups.push(async () => {
+    await op.stop();
+    asOperator.close();
+  });
   return op;
 }
 
@@ -64,7 +72,7 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 1', other: 'x' } });
     await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'cm' }]);
-    await operator(client, [ns]);
+    await operator([ns]);
     const before = await stamped(client, ns, 'app');
     expect(before.annotations[Flux.requestedAt]).toBeUndefined(); // backfill never triggers
 
@@ -94,7 +102,7 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 1', other: 'x' } });
     await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'cm' }]);
-    const op = await operator(client, [ns]);
+    const op = await operator([ns]);
     await stamped(client, ns, 'app');
     const w = await writes(client, ns);
     await patchConfigMap(client, ns, 'cm', {
@@ -111,7 +119,7 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 0' } });
     await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'cm' }]);
-    const op = await operator(client, [ns], { debounce: 1500 });
+    const op = await operator([ns], { debounce: 1500 });
     await stamped(client, ns, 'app');
     const w = await writes(client, ns);
     for (let i = 1; i <= 10; i++)
@@ -127,7 +135,7 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createSecret(client, ns, 'sec', { 'values.yaml': 'password: a' });
     await createRelease(client, ns, 'app', [{ kind: 'Secret', name: 'sec' }]);
-    await operator(client, [ns]);
+    await operator([ns]);
     await stamped(client, ns, 'app');
     await client.mergePatch(
       objectPath({ group: '', version: 'v1', plural: 'secrets', kind: 'Secret' }, ns, 'sec'),
@@ -144,7 +152,7 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'bin', { binaryData: { 'values.yaml': b64('a: 1') } });
     await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'bin' }]);
-    await operator(client, [ns]);
+    await operator([ns]);
     await stamped(client, ns, 'app');
     await patchConfigMap(client, ns, 'bin', { binaryData: { 'values.yaml': b64('a: 2') } });
     await eventually(() => requestedAt(client, ns, 'app'), { timeoutMs: 1000, what: 'requestedAt' });
@@ -153,7 +161,7 @@ describe('trigger reconciler', () => {
   it('an optional reference appearing and disappearing triggers each time', async () => {
     const { client, ns } = await setup();
     await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'later', optional: true }]);
-    await operator(client, [ns]);
+    await operator([ns]);
     await stamped(client, ns, 'app');
     await createConfigMap(client, ns, 'later', { data: { 'values.yaml': 'a: 1' } });
     const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'first requestedAt' });
@@ -167,19 +175,20 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 1' } });
     for (const n of ['a', 'b', 'c']) await createRelease(client, ns, n, [{ kind: 'ConfigMap', name: 'cm' }]);
-    // The operator's client deletes release b for real just before patching it: the API server answers 404.
-    const real = client;
+    // Release b is deleted for real just before the operator patches it: the API server answers 404.
     let deleted = false;
-    const racing: KubeClient = Object.create(real);
-    racing.mergePatch = async (path, patch, query) => {
-      const data = JSON.stringify(patch);
-      if (!deleted && path === objectPath(HelmReleases, ns, 'b') && data.includes(Flux.requestedAt)) {
-        deleted = true;
-        await real.delete(path);
-      }
-      return real.mergePatch(path, patch, query);
-    };
-    await operator(racing, [ns]);
+    await operator([ns], {}, (asOperator) => {
+      const racing: KubeClient = Object.create(asOperator);
+      racing.mergePatch = async (path, patch, query) => {
+        const data = JSON.stringify(patch);
+        if (!deleted && path === objectPath(HelmReleases, ns, 'b') && data.includes(Flux.requestedAt)) {
+          deleted = true;
+          await client.delete(path);
+        }
+        return asOperator.mergePatch(path, patch, query);
+      };
+      return racing;
+    });
     for (const n of ['a', 'b', 'c']) await stamped(client, ns, n);
     await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 2' } });
     for (const n of ['a', 'c'])
@@ -199,19 +208,21 @@ describe('trigger reconciler', () => {
         { kind: 'ConfigMap', name: 'absent', optional: true },
       ]);
     }
-    const first = await operator(client, [ns]);
+    const first = await operator([ns]);
     for (let i = 0; i < 5; i++) await stamped(client, ns, `app${i}`);
     await first.controller.whenIdle();
     await first.stop();
 
     const w = await writes(client, ns);
     let patches = 0;
-    const counting: KubeClient = Object.create(client);
-    counting.mergePatch = async (...args) => {
-      patches++;
-      return client.mergePatch(...args);
-    };
-    const second = await operator(counting, [ns]);
+    const second = await operator([ns], {}, (asOperator) => {
+      const counting: KubeClient = Object.create(asOperator);
+      counting.mergePatch = async (...args) => {
+        patches++;
+        return asOperator.mergePatch(...args);
+      };
+      return counting;
+    });
     await second.controller.whenIdle();
     await sleep(500);
     expect(patches).toBe(0);
@@ -224,13 +235,13 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 1' } });
     await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'cm' }]);
-    const first = await operator(client, [ns]);
+    const first = await operator([ns]);
     await stamped(client, ns, 'app');
     await first.stop();
     await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 2' } });
     expect(await requestedAt(client, ns, 'app')).toBeUndefined();
     const w = await writes(client, ns);
-    const second = await operator(client, [ns]);
+    const second = await operator([ns]);
     await eventually(() => requestedAt(client, ns, 'app'), { what: 'requestedAt after restart' });
     await second.controller.whenIdle();
     expect(w.triggers('app')).toBe(1);
@@ -240,7 +251,7 @@ describe('trigger reconciler', () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 1' } });
     await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'cm' }]);
-    const op = await operator(client, [ns]);
+    const op = await operator([ns]);
     await stamped(client, ns, 'app');
     await client.mergePatch(objectPath(HelmReleases, ns, 'app'), { spec: { suspend: true } });
     await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 2' } });
@@ -258,7 +269,7 @@ describe('trigger reconciler', () => {
       [Annotations.valuesDigest]: 'sha256:stale',
     });
     const w = await writes(client, ns);
-    const op = await operator(client, [ns], { 'notify-only': true });
+    const op = await operator([ns], { 'notify-only': true });
     await eventually(async () => (await eventsIn(client, ns)).some((e) => e.reason === 'ValuesChanged'), {
       what: 'notify-only event',
     });
@@ -276,7 +287,7 @@ describe('trigger reconciler', () => {
       data: { 'config.json': '{}' },
       annotations: { [Annotations.linkReleases]: ' app , other' },
     });
-    const op = await operator(client, [ns]);
+    const op = await operator([ns]);
     await eventually(
       async () => (await releaseMeta(client, ns, 'app')).annotations[Annotations.linkDigests],
       { what: 'link digest recorded' },
@@ -299,7 +310,7 @@ describe('trigger reconciler', () => {
       data: { k: 'v1' },
       annotations: { [Annotations.linkReleases]: 'app, open', [Annotations.linkNamespace]: ns },
     });
-    await operator(client, [ns, src]);
+    await operator([ns, src]);
     await eventually(
       async () => (await releaseMeta(client, ns, 'open')).annotations[Annotations.linkDigests],
       { what: 'allowed link recorded' },
@@ -327,7 +338,7 @@ describe('trigger reconciler', () => {
       data: { k: 'v1' },
       annotations: { 'nebius.ai/helmreleases-name': 'app', 'nebius.ai/helmreleases-namespace': ns },
     });
-    const op = await operator(client, [ns], { 'compat-trigger-operator': compat });
+    const op = await operator([ns], { 'compat-trigger-operator': compat });
     if (compat) {
       await eventually(
         async () => (await releaseMeta(client, ns, 'app')).annotations[Annotations.linkDigests],

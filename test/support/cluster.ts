@@ -48,6 +48,14 @@ current-context: local
   return path;
 }
 
+/**
+ * A client acting as the operator's ServiceAccount (impersonation), with exactly the RBAC manifests/base
+ * grants: reconcilers under test use it, so a permission the code needs but the manifests lack fails a test.
+ */
+export async function operatorClient(): Promise<KubeClient> {
+  return KubeClient.create(loadKubeConfig(), { impersonate: { user: inject('operatorUser') } });
+}
+
 export async function userClient(user: string, groups: string[] = []): Promise<KubeClient> {
   return KubeClient.create(loadKubeConfig(userKubeconfig(user, groups)));
 }

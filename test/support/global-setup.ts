@@ -1,6 +1,16 @@
 // Starts one real control plane (etcd + kube-apiserver + Flux CRDs) for the whole integration run.
+
+import { KubeConfig } from '@kubernetes/client-node';
 import type { TestProject } from 'vitest/node';
 import { type ControlPlane, startControlPlane } from '../../hack/controlplane.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { installOperatorRBAC } from './operator-rbac.ts';
+
+function loadKubeConfig(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -8,6 +18,8 @@ declare module 'vitest' {
     controlPlaneDir: string;
     caCert: string;
     caKey: string;
+    /** The operator's ServiceAccount user, with manifests/base's RBAC installed. */
+    operatorUser: string;
   }
 }
 
@@ -23,6 +35,12 @@ export default async function setup(project: TestProject) {
   project.provide('controlPlaneDir', cp.dir);
   project.provide('caCert', cp.ca.cert);
   project.provide('caKey', cp.ca.key);
+  const admin = await KubeClient.create(loadKubeConfig(cp.kubeconfigPath));
+  try {
+    project.provide('operatorUser', await installOperatorRBAC(admin));
+  } finally {
+    admin.close();
+  }
   const pids = cp.pids();
   return async () => {
     const stopping = Date.now();

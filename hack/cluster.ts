@@ -1,4 +1,6 @@
 // npm run cluster: a local control plane (etcd + kube-apiserver + Flux CRDs) for people. Ctrl-C stops it.
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../src/kube/client.ts';
 import { startControlPlane } from './controlplane.ts';
 
 const started = Date.now();
@@ -6,6 +8,12 @@ process.stderr.write(
   'starting etcd and kube-apiserver (the first run builds them from the Go module proxy: minutes)...\n',
 );
 const cp = await startControlPlane({ keepDir: process.argv.includes('--keep') });
+// The operator's default namespace (--namespace), so `npm start` finds a place for its Lease and CA Secret.
+const kc = new KubeConfig();
+kc.loadFromFile(cp.kubeconfigPath);
+const client = await KubeClient.create(kc);
+await client.create('/api/v1/namespaces', { metadata: { name: 'helmrelease-autopilot' } });
+client.close();
 process.stdout.write(
   [
     `control plane ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${cp.server}`,
@@ -13,7 +21,7 @@ process.stdout.write(
     '',
     'In another terminal:',
     `  export KUBECONFIG=${cp.kubeconfigPath}`,
-    '  npm start                      # run the operator against it',
+    '  npm start -- --tls-mode=self-signed   # the operator against it (webhook with its own CA)',
     '  kubectl get crd                # if you have kubectl',
     '',
     'Ctrl-C stops etcd and kube-apiserver and removes the data directory.',

@@ -125,7 +125,9 @@ export class LeaderElector {
   private async stepDown(why: string): Promise<void> {
     if (!this.leading) return;
     this.leading = false;
-    this.o.log.warn({ lease: this.o.name, identity: this.o.identity, why }, 'stopped leading');
+    const fields = { lease: this.o.name, identity: this.o.identity, why };
+    if (why === 'shutdown') this.o.log.info(fields, 'stopped leading');
+    else this.o.log.warn(fields, 'stopped leading');
     await this.o.onStoppedLeading();
   }
 

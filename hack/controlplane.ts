@@ -364,7 +364,7 @@ export async function fluxCRDFiles(): Promise<string[]> {
 export function readVersions(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of readFileSync(join(HACK_DIR, 'versions.env'), 'utf8').split('\n')) {
-    const m = /^([A-Z_]+)=(\S+)/.exec(line);
+    const m = /^([A-Z][A-Z0-9_]*)=(\S+)/.exec(line);
     if (m) out[m[1] as string] = m[2] as string;
   }
   return out;

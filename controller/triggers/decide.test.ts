@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { HelmRelease } from '../../src/flux/helmrelease.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
-import { decideTrigger, formatLinkDigests, parseLinkDigests, type TriggerInput } from './decide.ts';
+import {
+  decideTrigger,
+  formatLinkDigests,
+  MISSING_LINK,
+  parseLinkDigests,
+  type TriggerInput,
+} from './decide.ts';
 
 const D1 = 'sha256:1111';
 const D2 = 'sha256:2222';
@@ -168,6 +174,25 @@ describe('decideTrigger', () => {
       [Annotations.linkDigests]: JSON.stringify({ [CM]: D2 }),
       [Flux.requestedAt]: TOKEN,
     });
+  });
+
+  it.each([
+    ['deleted (recorded digest, now a tombstone)', D1, MISSING_LINK],
+    ['recreated (tombstone, now data)', MISSING_LINK, D2],
+  ])('triggers when a linked source is %s', (_name, before, now) => {
+    const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: before }) }));
+    expect(decide({ hr, links: { [CM]: now } })).toMatchObject({ action: 'trigger', changedLinks: [CM] });
+  });
+
+  it('triggers once a labelled release whose digest is unknown (the webhook lookup failed)', () => {
+    const d = decide({ hr: release({ labels: { [Labels.managed]: 'true' } }) });
+    expect(d).toMatchObject({
+      action: 'trigger',
+      reason: 'values-changed',
+      oldDigest: undefined,
+      newDigest: D2,
+    });
+    expect(d.action === 'trigger' && d.patch.metadata.annotations[Flux.requestedAt]).toBe(TOKEN);
   });
 
   it('is unchanged for a linked source whose data is the same', () => {

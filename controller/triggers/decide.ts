@@ -5,7 +5,7 @@
 import type { MapChanges } from '../../src/admission/jsonpatch.ts';
 import { desiredStamp, isOptedOut } from '../../src/admission/stamp.ts';
 import type { HelmRelease } from '../../src/flux/helmrelease.ts';
-import { Annotations, Flux } from '../../src/names.ts';
+import { Annotations, Flux, Labels } from '../../src/names.ts';
 import type { SourceId } from './links.ts';
 
 export interface TriggerInput {
@@ -31,6 +31,9 @@ export interface MergePatch {
   };
 }
 
+/** The link-digests value of a linked source that is gone: its return (or its deletion) is a change. */
+export const MISSING_LINK = 'missing';
+
 export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged';
 export type TriggerReason = 'values-changed' | 'link-changed';
 export type BackfillReason = 'stamp' | 'link-digests';
@@ -55,7 +58,12 @@ export function decideTrigger(input: TriggerInput, options: TriggerOptions): Tri
   if (early) return { action: 'skip', reason: early };
 
   const stored = meta.annotations[Annotations.valuesDigest];
-  const valuesChanged = valuesDigest !== undefined && stored !== undefined && stored !== valuesDigest;
+  // Labelled but without a digest: the webhook saw the release but its lookup failed, so Flux may have
+  // reconciled with data older than now. Trigger once rather than record a digest nobody reconciled with.
+  // (A release the webhook never saw has no label: its stamp is backfilled without a trigger.)
+  const digestUnknown = stored === undefined && meta.labels[Labels.managed] === 'true';
+  const valuesChanged =
+    valuesDigest !== undefined && (digestUnknown || (stored !== undefined && stored !== valuesDigest));
   const storedLinks = parseLinkDigests(meta.annotations[Annotations.linkDigests]);
   // A link seen for the first time is recorded, not triggered: its earlier data is unknown.
   const changedLinks = Object.keys(links)

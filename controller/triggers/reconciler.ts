@@ -12,7 +12,13 @@ import type { Clock } from '../../src/util/clock.ts';
 import { shortDigest } from '../../src/values/digest.ts';
 import { digestOfRelease } from '../../src/values/lookup.ts';
 import type { TokenBucket } from '../queue.ts';
-import { decideTrigger, skipBeforeLookup, type TriggerDecision } from './decide.ts';
+import {
+  decideTrigger,
+  MISSING_LINK,
+  parseLinkDigests,
+  skipBeforeLookup,
+  type TriggerDecision,
+} from './decide.ts';
 import type { TriggerIndex } from './index.ts';
 import { parseSourceId, type SourceId, sourceAllowed } from './links.ts';
 import type { TriggerMetrics } from './metrics.ts';
@@ -151,14 +157,24 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
   async function linkDigests(hr: HelmRelease): Promise<Record<SourceId, string>> {
     const { namespace, name } = hr.metadata;
     const out: Record<SourceId, string> = {};
-    for (const id of d.index.linkedSources(namespace, name)) {
+    const linked = d.index.linkedSources(namespace, name);
+    for (const id of linked) {
       const src = parseSourceId(id);
       if (!sourceAllowed(namespace, hr.metadata.annotations, src.namespace)) {
         refuse(hr, id);
         continue;
       }
       const digest = await d.caches.values.dataDigest(src.kind, src.namespace, src.name);
-      if (digest !== null) out[id] = digest;
+      out[id] = digest ?? MISSING_LINK;
+    }
+    // A recorded source that is gone keeps a tombstone: deleting it is a change, and so is its return
+    // (kubectl replace --force, secret managers that recreate). One that exists but no longer links is dropped.
+    const stored = parseLinkDigests(hr.metadata.annotations[Annotations.linkDigests]);
+    for (const id of Object.keys(stored)) {
+      if (id in out || linked.includes(id)) continue;
+      const src = parseSourceId(id);
+      const informer = src.kind === 'ConfigMap' ? d.caches.configMaps : d.caches.secrets;
+      if (!informer.get(src.namespace, src.name)) out[id] = MISSING_LINK;
     }
     return out;
   }

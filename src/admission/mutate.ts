@@ -150,7 +150,7 @@ export function decide(plan: Plan, outcome: DigestOutcome | undefined): Decision
     else {
       const why = (outcome?.error ?? 'lookup not run').slice(0, MAX_ERROR_IN_WARNING);
       warnings.push(
-        `${Annotations.valuesDigest} not recorded (values lookup failed: ${why}); it will be backfilled`,
+        `${Annotations.valuesDigest} not recorded (values lookup failed: ${why}); the reconciler will record it and request one reconcile`,
       );
     }
   }

@@ -301,6 +301,27 @@ describe('trigger reconciler', () => {
     await eventually(() => requestedAt(client, ns, 'app'), { timeoutMs: 1000, what: 'requestedAt' });
   });
 
+  it('a linked source deleted and recreated (replace --force) triggers on each step', async () => {
+    const { client, ns } = await setup();
+    await createRelease(client, ns, 'app', []);
+    const link = { [Annotations.linkReleases]: 'app' };
+    await createConfigMap(client, ns, 'linked', { data: { 'config.json': '{}' }, annotations: link });
+    await operator([ns]);
+    await eventually(
+      async () => (await releaseMeta(client, ns, 'app')).annotations[Annotations.linkDigests],
+      { what: 'link digest recorded' },
+    );
+    await client.delete(objectPath(ConfigMaps, ns, 'linked'));
+    const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'deletion triggered' });
+    await createConfigMap(client, ns, 'linked', {
+      data: { 'config.json': '{"new":true}' },
+      annotations: link,
+    });
+    await eventually(async () => ((await requestedAt(client, ns, 'app')) !== first ? true : undefined), {
+      what: 'recreation triggered',
+    });
+  });
+
   it('a cross-namespace link without opt-in is refused with a Warning event on the source', async () => {
     const { client, ns } = await setup('trg-rel');
     const src = await createNamespace(client, 'trg-src');

@@ -7,10 +7,10 @@
 // Out of cluster, two changes to the shipped objects, and only these: the serving Certificate also
 // names 127.0.0.1 (spec.ipAddresses; the API server dials the webhook on loopback and checks that IP),
 // and the webhook's clientConfig is https://127.0.0.1:PORT/mutate instead of the Service. The operator
-// reads the Secret's files from a directory the test writes, as the kubelet's Secret volume would be.
+// reads the Secret's files from a directory the test writes the way the kubelet writes a Secret volume.
 // Its own control plane: cert-manager's CRDs are installed into it.
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -32,6 +32,7 @@ import {
 import { Annotations, Labels } from '../../src/names.ts';
 import { array, isObject, type JsonObject, str } from '../../src/util/narrow.ts';
 import { valuesDigest } from '../../src/values/digest.ts';
+import { writeAtomicWriterLayout } from '../../webhook/testing.ts';
 import { apply, Discovery, find, type K8sObject, render } from '../integration/manifests-render.ts';
 import { certManagerCRDFiles, certManagerVersion, startCertManager } from './support/cert-manager.ts';
 import { startTethered, type Tethered } from './support/process.ts';
@@ -157,8 +158,7 @@ describe(`cert-manager ${certManagerVersion()} issues the webhook's certificate 
     // off: only an admission through the webhook can stamp the release.
     const certDir = join(dir, 'serving-certs');
     mkdirSync(certDir);
-    writeFileSync(join(certDir, 'tls.crt'), crt);
-    writeFileSync(join(certDir, 'tls.key'), key, { mode: 0o600 });
+    writeAtomicWriterLayout(certDir, { 'tls.crt': crt, 'tls.key': key, 'ca.crt': ca });
     const ns = `cm-${Date.now().toString(36)}`;
     await client.create(collectionPath(Namespaces), { metadata: { name: ns } });
     const health = await freePort();
@@ -189,37 +189,62 @@ describe(`cert-manager ${certManagerVersion()} issues the webhook's certificate 
     );
 
     // The webhook serves exactly the certificate cert-manager issued, and it verifies against the CA.
-    const served = await new Promise<Buffer>((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port: webhookPort, ca }, () => {
-        resolve(socket.getPeerCertificate().raw);
-        socket.end();
+    const served = () =>
+      new Promise<Buffer>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: webhookPort, ca }, () => {
+          resolve(socket.getPeerCertificate().raw);
+          socket.end();
+        });
+        socket.on('error', reject);
       });
-      socket.on('error', reject);
-    });
-    expect(served.equals(leaf.raw)).toBe(true);
+    expect((await served()).equals(leaf.raw)).toBe(true);
 
     await client.create(collectionPath(ConfigMaps, ns), {
       metadata: { name: 'values' },
       data: { 'values.yaml': 'replicas: 2\n' },
     });
-    const created = await client.create(collectionPath(HelmReleases, ns), {
-      apiVersion: 'helm.toolkit.fluxcd.io/v2',
-      kind: 'HelmRelease',
-      metadata: { name: 'app' },
-      spec: {
-        interval: '5m',
-        chart: { spec: { chart: 'c', sourceRef: { kind: 'HelmRepository', name: 'r' } } },
-        valuesFrom: [{ kind: 'ConfigMap', name: 'values' }],
-      },
-    });
-    const hr = parseHelmRelease(created);
-    if (!hr.ok) throw new Error(hr.error);
-    // failurePolicy is Ignore: had the TLS handshake failed, the release would be stored unstamped.
-    expect(hr.value.metadata.labels[Labels.managed], logs()).toBe('true');
-    expect(hr.value.metadata.annotations[Annotations.valuesDigest]).toBe(
-      valuesDigest(hr.value.valuesFrom, () => Buffer.from('replicas: 2\n')),
+    const admitted = async (name: string) => {
+      const created = await client.create(collectionPath(HelmReleases, ns), {
+        apiVersion: 'helm.toolkit.fluxcd.io/v2',
+        kind: 'HelmRelease',
+        metadata: { name },
+        spec: {
+          interval: '5m',
+          chart: { spec: { chart: 'c', sourceRef: { kind: 'HelmRepository', name: 'r' } } },
+          valuesFrom: [{ kind: 'ConfigMap', name: 'values' }],
+        },
+      });
+      const hr = parseHelmRelease(created);
+      if (!hr.ok) throw new Error(hr.error);
+      // failurePolicy is Ignore: had the TLS handshake failed, the release would be stored unstamped.
+      expect(hr.value.metadata.labels[Labels.managed], logs()).toBe('true');
+      expect(hr.value.metadata.annotations[Annotations.valuesDigest]).toBe(
+        valuesDigest(hr.value.valuesFrom, () => Buffer.from('replicas: 2\n')),
+      );
+      const stored = parseHelmRelease(await client.get(objectPath(HelmReleases, ns, name)));
+      expect(stored.ok && stored.value.metadata.labels[Labels.managed]).toBe('true');
+    };
+    await admitted('app');
+
+    // Renewal: with the Secret gone cert-manager issues again (rotationPolicy Always: a new key too); the
+    // files are swapped the way the kubelet updates a Secret volume, and the running webhook serves the new
+    // pair under the same CA, so the caBundle stays valid and admissions keep being stamped.
+    await client.delete(objectPath(Secrets, NAMESPACE, secretName ?? ''));
+    const renewed = await until(async () => {
+      const d = obj(obj(await client.get(objectPath(Secrets, NAMESPACE, secretName ?? ''))).data);
+      const next = Buffer.from(str(d['tls.crt']) ?? '', 'base64').toString('utf8');
+      const nextKey = Buffer.from(str(d['tls.key']) ?? '', 'base64').toString('utf8');
+      return next && nextKey && next !== crt ? { crt: next, key: nextKey } : undefined;
+    }, 'cert-manager to issue a new serving certificate');
+    expect(renewed.key).not.toBe(key);
+    const renewedLeaf = new X509Certificate(renewed.crt);
+    expect(renewedLeaf.checkIssued(caCert) && renewedLeaf.verify(caCert.publicKey)).toBe(true);
+    writeAtomicWriterLayout(certDir, { 'tls.crt': renewed.crt, 'tls.key': renewed.key, 'ca.crt': ca });
+    await until(
+      async () => ((await served()).equals(renewedLeaf.raw) ? true : undefined),
+      'the webhook to serve the renewed certificate',
+      30_000,
     );
-    const stored = parseHelmRelease(await client.get(objectPath(HelmReleases, ns, 'app')));
-    expect(stored.ok && stored.value.metadata.labels[Labels.managed]).toBe('true');
+    await admitted('app-after-renewal');
   });
 });

@@ -326,11 +326,10 @@ async function waitReady(kubeconfigPath: string, p: Proc): Promise<void> {
     while (Date.now() < deadline) {
       if (p.tether.exitCode !== null) throw failure(p, `exited with ${p.tether.exitCode}`);
       try {
-        await client.request({ path: '/readyz', accept: 'text/plain', timeoutMs: 2000 });
+        await client.getText('/readyz', 2000);
         return;
-      } catch (err) {
-        // JSON.parse of "ok" fails only after a 200: that is ready too.
-        if (err instanceof SyntaxError) return;
+      } catch {
+        // not ready yet
       }
       await sleep(200);
     }

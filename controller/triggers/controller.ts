@@ -41,6 +41,8 @@ export interface TriggerControllerOptions {
   events?: EventRecorder;
   /** Only releases in namespaces this accepts are examined (tests; namespace-scoped installs). */
   inScope?: (namespace: string) => boolean;
+  /** Shared write rate limit (all reconcilers together); default: one of its own from --write-qps/--write-burst. */
+  writeLimiter?: { take(): Promise<void> };
   /** Work queue backoff after a failure (default 100 ms doubling to 60 s). */
   backoff?: { baseMs: number; maxMs: number };
 }
@@ -93,7 +95,8 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     metrics,
     logger: log,
     clock,
-    writes: new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
+    writes: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
+    stopped: () => stopped,
     nextToken: tokenSource(clock),
     observed,
     force: o.config.force,
@@ -219,6 +222,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     if (stopped) return;
     seed();
     await warmUp();
+    if (stopped) return;
     let n = 0;
     for (const c of o.caches.helmReleases.list()) {
       if (!inScope(c.namespace)) continue;

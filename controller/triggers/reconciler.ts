@@ -31,7 +31,9 @@ export interface ReconcilerDeps {
   metrics: TriggerMetrics;
   logger: Logger;
   clock: Clock;
-  writes: TokenBucket;
+  writes: Pick<TokenBucket, 'take'>;
+  /** True once the controller is stopping: a handler that waited for a write token writes nothing then. */
+  stopped: () => boolean;
   nextToken: () => string;
   observed: ObservedChanges;
   force: boolean;
@@ -77,9 +79,14 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
     const log = d.logger.child({ namespace, name });
+    // The write token first: the release is read after any wait for it, so the patch's resourceVersion
+    // precondition is as fresh as it can be (a read before a long wait would end in a 409).
+    if (!d.notifyOnly) await d.writes.take();
+    if (d.stopped()) return undefined;
     const cached = d.caches.helmReleases.get(namespace, name);
     if (!cached) {
       d.observed.take(key);
+      announced.delete(key);
       return undefined;
     }
     const hr = cached.value;
@@ -109,7 +116,6 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
       notify(key, hr, decision, log);
       return undefined;
     }
-    await d.writes.take();
     try {
       await d.client.mergePatch(objectPath(HelmReleases, namespace, name), decision.patch);
     } catch (err) {

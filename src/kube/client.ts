@@ -163,7 +163,18 @@ export class KubeClient {
   async request(o: RequestOptions): Promise<unknown> {
     const res = await this.open(o);
     const text = await readAll(res);
-    return text === '' ? undefined : JSON.parse(text);
+    if (text === '') return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      // Not the parser's message: it quotes the input, which may be Secret data.
+      throw new Error(`invalid JSON in the answer to ${o.method ?? 'GET'} ${o.path}`);
+    }
+  }
+
+  /** A plain-text answer (health endpoints such as /readyz). */
+  async getText(path: string, timeoutMs = 30_000): Promise<string> {
+    return readAll(await this.open({ path, accept: 'text/plain', timeoutMs }));
   }
 
   get(path: string, opts: { accept?: string; signal?: AbortSignal } = {}): Promise<unknown> {

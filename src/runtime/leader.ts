@@ -135,7 +135,12 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<Outcome> {
     const now = this.now();
     const durationSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
-    const timeoutMs = Math.max(1000, Math.floor(this.o.renewDeadlineMs / 2));
+    // A leader's round ends by its renew deadline (client-go's rule): however slow the API server, it
+    // steps down before a follower may take over, never after.
+    const deadline = this.leading ? this.lastRenew + this.o.renewDeadlineMs : now + this.o.renewDeadlineMs;
+    const remaining = () => deadline - this.now();
+    if (remaining() <= 0) return 'failed';
+    const timeoutMs = Math.max(100, Math.min(remaining(), Math.floor(this.o.renewDeadlineMs / 2)));
     let current: LeaseRecord;
     try {
       current = parseLease(
@@ -178,8 +183,12 @@ export class LeaderElector {
       renewTime: microTime(now),
       leaseTransitions: mine ? current.transitions : current.transitions + 1,
     };
+    if (remaining() <= 0) return 'failed';
     try {
-      await this.put(current.resourceVersion, spec, { signal: this.abort.signal, timeoutMs });
+      await this.put(current.resourceVersion, spec, {
+        signal: this.abort.signal,
+        timeoutMs: Math.max(100, remaining()),
+      });
     } catch (err) {
       // Someone else wrote the Lease since we read it: they won this round.
       if (err instanceof ApiError && err.status === 409) return 'other';

@@ -125,6 +125,7 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
           logger: log,
           registry,
           events,
+          writeLimiter,
           ...(watchNamespace ? { inScope: (ns: string) => ns === watchNamespace } : {}),
         }),
       );

@@ -154,7 +154,8 @@ export class ValuesStore implements ValuesLookup {
     let cont: string | undefined;
     do {
       const page = await this.o.list(kind, namespace, {
-        limit: 250,
+        // Small pages: a page holds whole objects (1 MiB ConfigMaps exist) until the consumed keys are copied.
+        limit: 100,
         ...(cont ? { continue: cont } : {}),
         ...(labelSelector ? { labelSelector } : {}),
       });

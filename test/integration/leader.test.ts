@@ -1,12 +1,13 @@
 // Leader election on the real API server: one leader at a time, a fast hand-over on release, a takeover
 // within the lease duration when the leader dies, and a leader that loses its Lease stops at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KubeClient } from '../../src/kube/client.ts';
+import { KubeClient } from '../../src/kube/client.ts';
 import { Leases, objectPath } from '../../src/kube/resources.ts';
 import { testLogger } from '../../src/log.ts';
 import { LeaderElector } from '../../src/runtime/leader.ts';
-import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { adminClient, createNamespace, eventually, loadKubeConfig } from '../support/cluster.ts';
 import { startOperator } from '../support/operator.ts';
+import { FreezableProxy } from '../support/tcp-proxy.ts';
 
 const timing = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 250 };
 
@@ -68,6 +69,31 @@ describe('leader election', () => {
     });
     expect(log).toEqual(['a started', 'a stopped']);
     await a.stop();
+  });
+
+  it('a leader whose API server stops answering steps down by its renew deadline', async () => {
+    const ns = await createNamespace(client, 'leader');
+    const proxy = new FreezableProxy(Number(new URL(client.server.href).port));
+    const port = await proxy.listen();
+    const kc = loadKubeConfig();
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('no cluster');
+    kc.clusters = [{ ...cluster, server: `https://127.0.0.1:${port}` }];
+    const viaProxy = await KubeClient.create(kc);
+    const log: string[] = [];
+    const a = elector(viaProxy, ns, 'a', log);
+    a.start();
+    await eventually(() => a.isLeader(), { what: 'a leads' });
+    proxy.blackhole = true;
+    proxy.freezeOpenConnections();
+    const silent = Date.now();
+    await eventually(() => !a.isLeader(), { what: 'a steps down', timeoutMs: 10_000, intervalMs: 20 });
+    // The renew deadline after the last renewal (before the silence), plus at most one retry period.
+    expect(Date.now() - silent).toBeLessThan(timing.renewDeadlineMs + timing.retryPeriodMs + 500);
+    expect(log).toEqual(['a started', 'a stopped']);
+    await a.stop();
+    viaProxy.close();
+    await proxy.close();
   });
 
   it.each([

@@ -6,9 +6,19 @@ export class FreezableProxy {
   private readonly server: net.Server;
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
   port = 0;
+  /** When set, new connections are accepted and never answered. */
+  blackhole = false;
+  private readonly held = new Set<net.Socket>();
 
   constructor(targetPort: number) {
     this.server = net.createServer((client) => {
+      if (this.blackhole) {
+        // Accept and say nothing: an API server that stopped answering.
+        this.held.add(client);
+        client.on('close', () => this.held.delete(client));
+        client.on('error', () => client.destroy());
+        return;
+      }
       const upstream = net.connect(targetPort, '127.0.0.1');
       const pair: [net.Socket, net.Socket] = [client, upstream];
       this.pairs.add(pair);
@@ -41,11 +51,13 @@ export class FreezableProxy {
       upstream.pause();
     }
     const n = this.pairs.size;
+    for (const [a, b] of this.pairs) this.held.add(a).add(b);
     this.pairs.clear();
     return n;
   }
 
   async close(): Promise<void> {
+    for (const c of this.held) c.destroy();
     for (const [a, b] of this.pairs) {
       a.destroy();
       b.destroy();

@@ -54,8 +54,14 @@ describe('the operator with helm-controller', () => {
       env,
       ns,
       'app',
-      (o) => o.ready && o.history[0]?.version === 2 && o.history[0]?.status === 'deployed',
-      'upgraded after the consumed key changed',
+      // helm-controller records lastHandledReconcileAt in its last status write of the reconcile, which
+      // may come after the write that shows the new revision Ready: wait for both.
+      (o) =>
+        o.ready &&
+        o.history[0]?.version === 2 &&
+        o.history[0]?.status === 'deployed' &&
+        str(o.status.lastHandledReconcileAt) === o.annotations[Flux.requestedAt],
+      'upgraded after the consumed key changed, and the request handled',
     );
     expect(upgraded.history[0]?.configDigest).not.toBe(installed.history[0]?.configDigest);
     expect(upgraded.annotations[Annotations.valuesDigest]).toBe(digestOf(v2));

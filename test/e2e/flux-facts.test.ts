@@ -139,7 +139,8 @@ describe.each(versions)('helm-controller %s', (version) => {
       env,
       ns,
       'app',
-      (o) => o.ready && o.history[0]?.status === 'deployed',
+      // Also the reconcile's final status write (lastHandledReconcileAt), so every field is from the end.
+      (o) => o.ready && o.history[0]?.status === 'deployed' && handled('lastHandledReconcileAt')(o) === t3,
       'released after the reset',
     );
     expect(handled('lastHandledResetAt')(released)).toBe(t3);
@@ -197,7 +198,7 @@ describe.each(versions)('helm-controller %s', (version) => {
       env,
       ns,
       'app',
-      (o) => o.ready && o.history[0]?.version === 2,
+      (o) => o.ready && o.history[0]?.version === 2 && handled('lastHandledReconcileAt')(o) === t2,
       'forced upgrade',
     );
     expect(handled('lastHandledForceAt')(forced)).toBe(t2);

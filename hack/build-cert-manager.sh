@@ -12,6 +12,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=hack/versions.env
 source "$here/versions.env"
+# shellcheck source=hack/lib/go-wrapper.sh
+source "$here/lib/go-wrapper.sh"
 version=${1:-$CERT_MANAGER_E2E_VERSION}
 
 if [[ -n "${CERT_MANAGER_BIN_DIR:-}" && "$version" == "$CERT_MANAGER_E2E_VERSION" ]]; then
@@ -49,12 +51,7 @@ echo "building cert-manager controller and cainjector $version in $work (several
     echo "require $module $version"
     echo
     # Replace directives, single-line and in blocks, without local (./) ones.
-    awk '
-      /^replace \(/ { block = 1; next }
-      block && /^\)/ { block = 0; next }
-      block && /=>/ { print "replace " $0; next }
-      /^replace .*=>/ { print }
-    ' "$mdir/go.mod" | sed 's#//.*$##; s/^replace\s\+/replace /' | grep -v '=> \./' || true
+    module_replaces "$mdir/go.mod"
   } >go.mod
   cat >tools.go <<'GO'
 //go:build tools

@@ -13,6 +13,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=hack/versions.env
 source "$here/versions.env"
+# shellcheck source=hack/lib/go-wrapper.sh
+source "$here/lib/go-wrapper.sh"
 version=${1:-$HELM_CONTROLLER_VERSION}
 
 if [[ -n "${HELM_CONTROLLER_BIN:-}" && "$version" == "$HELM_CONTROLLER_VERSION" ]]; then
@@ -51,12 +53,7 @@ echo "building helm-controller $version in $work (several minutes when cold)" >&
     echo ")"
     echo
     # Replace directives, single-line and in blocks, without the local ./api one.
-    awk '
-      /^replace \(/ { block = 1; next }
-      block && /^\)/ { block = 0; next }
-      block && /=>/ { print "replace " $0; next }
-      /^replace .*=>/ { print }
-    ' "$mdir/go.mod" | sed 's#//.*$##; s/^replace\s\+/replace /' | grep -v '=> \./' || true
+    module_replaces "$mdir/go.mod"
   } >go.mod
   cat >tools.go <<'GO'
 //go:build tools

@@ -98,6 +98,20 @@ export class ControlPlane {
     return p;
   }
 
+  /** Compacts etcd at its current revision (through etcd's JSON gateway): older resourceVersions expire. */
+  async compactEtcd(): Promise<void> {
+    const range = await fetch(`${this.etcdUrl}/v3/kv/range`, {
+      method: 'POST',
+      body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
+    });
+    const body = (await range.json()) as { header: { revision: string } };
+    const res = await fetch(`${this.etcdUrl}/v3/kv/compaction`, {
+      method: 'POST',
+      body: JSON.stringify({ revision: body.header.revision, physical: true }),
+    });
+    if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;

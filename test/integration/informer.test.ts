@@ -186,7 +186,7 @@ describe('informer when the API server misbehaves (own control plane)', () => {
     });
     await client.delete(objectPath(ConfigMaps, ns, 'deleted'));
     await client.create(cms, configMap(ns, 'added', { k: 'added' }));
-    await compactEtcd(cp.etcdUrl);
+    await cp.compactEtcd();
     informer.start();
     await eventually(() => informer.stats.gone > 0 && informer.get(ns, 'added'), {
       timeoutMs: 15_000,
@@ -227,18 +227,4 @@ describe('informer when the API server misbehaves (own control plane)', () => {
 
 async function createNamespaceIn(client: KubeClient, prefix: string): Promise<string> {
   return createNamespace(client, prefix);
-}
-
-/** Compacts etcd at its current revision through etcd's JSON gateway. */
-async function compactEtcd(etcdUrl: string): Promise<void> {
-  const range = await fetch(`${etcdUrl}/v3/kv/range`, {
-    method: 'POST',
-    body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
-  });
-  const body = (await range.json()) as { header: { revision: string } };
-  const res = await fetch(`${etcdUrl}/v3/kv/compaction`, {
-    method: 'POST',
-    body: JSON.stringify({ revision: body.header.revision, physical: true }),
-  });
-  if (!res.ok) throw new Error(`compaction failed: ${res.status} ${await res.text()}`);
 }

@@ -8,7 +8,7 @@
 // Prints numbers and writes bench/results/triggers-<date>.{json,md}; it asserts nothing.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ import { createLogger } from '../src/log.ts';
 import { Annotations, Flux, Labels } from '../src/names.ts';
 import { isObject, stringMap } from '../src/util/narrow.ts';
 import { valuesDigest } from '../src/values/digest.ts';
+import { machine, summary } from './stats.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SCALE = Number(process.env.BENCH_SCALE ?? 10_000);
@@ -50,23 +51,6 @@ async function parallel<T>(items: readonly T[], n: number, fn: (item: T, i: numb
       }
     }),
   );
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
-function summary(samples: number[]) {
-  const s = [...samples].sort((a, b) => a - b);
-  const r = (x: number) => Math.round(x * 10) / 10;
-  return {
-    n: s.length,
-    p50: r(percentile(s, 50)),
-    p90: r(percentile(s, 90)),
-    p99: r(percentile(s, 99)),
-    max: r(s[s.length - 1] ?? Number.NaN),
-  };
 }
 
 const ref = (kind: 'ConfigMap' | 'Secret', name: string): ValuesReference => ({
@@ -352,8 +336,8 @@ async function latencyPhase(cp: ControlPlane, client: KubeClient, count: number,
     operatorSyncedMs: synced.ms,
     operatorIdleMs: idle.ms,
     startupWrites: releases.totalWrites - trigger.length,
-    triggerLatencyMs: summary(trigger),
-    apiWatchFloorMs: summary(floor),
+    triggerLatencyMs: summary(trigger, 1),
+    apiWatchFloorMs: summary(floor, 1),
     missed,
   };
   return { result, op, releases, ns };
@@ -600,10 +584,7 @@ async function main() {
   const date = new Date().toISOString();
   out.environment = {
     date,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    memoryGB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
+    ...machine(),
     loadBefore: loadBefore.map((x) => Math.round(x * 100) / 100),
     loadAfter: loadavg().map((x) => Math.round(x * 100) / 100),
   };

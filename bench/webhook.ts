@@ -6,9 +6,9 @@
 //     apiserver_admission_webhook_admission_duration_seconds for this webhook.
 // Prints numbers and writes bench/results/webhook-<date>.{json,md}; it asserts nothing.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import { loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -32,6 +32,7 @@ import { loopbackRegistration } from '../test/support/webhook-registration.ts';
 import { admit } from '../webhook/admit.ts';
 import { createWebhookMetrics } from '../webhook/metrics.ts';
 import { admissionReview, helmRelease, memoryLookup } from '../webhook/testing.ts';
+import { machine, round, summary } from './stats.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
@@ -42,24 +43,6 @@ const API_RELEASES = Number(process.env.BENCH_API_RELEASES ?? 500);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------- statistics ----------
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
-const round = (n: number, digits = 3) => Number(n.toFixed(digits));
-
-function summary(samples: number[]) {
-  const s = [...samples].sort((a, b) => a - b);
-  return {
-    n: s.length,
-    p50: round(percentile(s, 50)),
-    p90: round(percentile(s, 90)),
-    p99: round(percentile(s, 99)),
-    max: round(s[s.length - 1] ?? Number.NaN),
-  };
-}
 
 // ---------- the request under test ----------
 
@@ -493,20 +476,6 @@ async function apiserverBench(certDir: string, ca: string) {
 }
 
 // ---------- machine and results ----------
-
-function machine() {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const models = cpuinfo
-    .split('\n')
-    .filter((l) => l.startsWith('model name'))
-    .map((l) => l.split(':')[1]?.trim());
-  return {
-    cpu: models[0] ?? 'unknown',
-    cores: models.length,
-    memoryGB: round(totalmem() / 2 ** 30, 1),
-    node: process.version,
-  };
-}
 
 function markdown(r: Record<string, unknown> & { [k: string]: unknown }): string {
   const m = r.machine as ReturnType<typeof machine>;

@@ -28,6 +28,7 @@ import {
 import { createLogger } from '../src/log.ts';
 import { Annotations, Flux, Labels } from '../src/names.ts';
 import { isObject, stringMap } from '../src/util/narrow.ts';
+import { sleep } from '../src/util/sleep.ts';
 import { valuesDigest } from '../src/values/digest.ts';
 import { machine, summary } from './stats.ts';
 
@@ -38,8 +39,6 @@ const BIG_SECRET_BYTES = 900 * 1024;
 const logger = createLogger('warn', 'bench');
 
 // ---------- small helpers ----------
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function parallel<T>(items: readonly T[], n: number, fn: (item: T, i: number) => Promise<void>) {
   let next = 0;

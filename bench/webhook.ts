@@ -28,6 +28,7 @@ import {
 import { Annotations, Labels } from '../src/names.ts';
 import { createCA, issueCertificate } from '../src/tls/certs.ts';
 import { isObject, type JsonObject } from '../src/util/narrow.ts';
+import { sleep } from '../src/util/sleep.ts';
 import { loopbackRegistration } from '../test/support/webhook-registration.ts';
 import { admit } from '../webhook/admit.ts';
 import { createWebhookMetrics } from '../webhook/metrics.ts';
@@ -40,7 +41,6 @@ const RATES = (process.env.BENCH_RATES ?? '250,500,1000').split(',').map(Number)
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const HANDLER_ITERATIONS = Number(process.env.BENCH_HANDLER_ITERATIONS ?? 20_000);
 const API_RELEASES = Number(process.env.BENCH_API_RELEASES ?? 500);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------- statistics ----------
 

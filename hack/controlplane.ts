@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { ApiError, KubeClient } from '../src/kube/client.ts';
-import { sleep } from '../src/kube/informer.ts';
 import { createCA, createSigningKey, issueCertificate, type KeyPair } from '../src/tls/certs.ts';
+import { sleep } from '../src/util/sleep.ts';
 
 const run = promisify(execFile);
 export const HACK_DIR = dirname(fileURLToPath(import.meta.url));

@@ -8,6 +8,7 @@ import { loadKubeConfig } from './kube/kubeconfig.ts';
 import { createLogger } from './log.ts';
 import { startOpsServer } from './runtime/ops-server.ts';
 import { startRoles } from './runtime/roles.ts';
+import { errorMessage } from './util/errors.ts';
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let config: Config;
@@ -96,7 +97,7 @@ function readNamespace(): string | undefined {
 main(process.argv.slice(2), process.env).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`helmrelease-autopilot: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`helmrelease-autopilot: ${errorMessage(err)}\n`);
     process.exit(1);
   },
 );

@@ -14,6 +14,7 @@ import {
   reviewResponse,
 } from '../src/admission/review.ts';
 import type { Logger } from '../src/log.ts';
+import { errorMessage } from '../src/util/errors.ts';
 import { currentDigest, type ValuesLookup } from '../src/values/lookup.ts';
 import type { WebhookMetrics } from './metrics.ts';
 
@@ -58,7 +59,7 @@ export async function lookupDigest(
   } catch (err) {
     return {
       ok: false,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
       ...(err instanceof LookupTimeout ? { timedOut: true } : {}),
     };
   } finally {
@@ -107,7 +108,7 @@ export async function admit(body: unknown, deps: AdmitDeps): Promise<AdmitResult
     // A bug must not block admission: answer allowed, unpatched, and count it.
     outcome = 'error';
     deps.metrics.errors.inc({ type: 'internal' });
-    log.error({ err }, 'admission decision failed; admitting unchanged');
+    log.error({ err: errorMessage(err) }, 'admission decision failed; admitting unchanged');
     return { status: 200, body: reviewResponse(req.uid, [], []) };
   } finally {
     deps.metrics.duration.observe(

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from '../src/log.ts';
+import { errorMessage } from '../src/util/errors.ts';
 
 export const CERT_FILE = 'tls.crt';
 export const KEY_FILE = 'tls.key';
@@ -39,7 +40,7 @@ export function validatePair(cert: string, key: string): PairCheck {
       },
     };
   } catch (err) {
-    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    return { ok: false, error: errorMessage(err) };
   }
 }
 
@@ -109,12 +110,12 @@ export class CertWatcher {
       this.watcher = watch(this.o.dir, { persistent: false }, () => void this.reload());
       this.watcher.on('error', (err) => {
         // The directory can vanish and come back (a remount); the poll keeps going meanwhile.
-        this.log.warn({ err }, 'certificate directory watch failed; relying on polling');
+        this.log.warn({ err: errorMessage(err) }, 'certificate directory watch failed; relying on polling');
         this.watcher?.close();
         this.watcher = undefined;
       });
     } catch (err) {
-      this.log.warn({ err }, 'cannot watch certificate directory; relying on polling');
+      this.log.warn({ err: errorMessage(err) }, 'cannot watch certificate directory; relying on polling');
     }
   }
 
@@ -128,8 +129,9 @@ export class CertWatcher {
         readFile(join(this.o.dir, KEY_FILE), 'utf8'),
       ]);
     } catch (err) {
-      if (!this.pair) this.log.debug({ err }, 'no certificate yet');
-      else this.log.warn({ err }, 'cannot read certificate files; keeping the loaded pair');
+      if (!this.pair) this.log.debug({ err: errorMessage(err) }, 'no certificate yet');
+      else
+        this.log.warn({ err: errorMessage(err) }, 'cannot read certificate files; keeping the loaded pair');
       return;
     }
     const bytes = `${cert}\0${key}`;

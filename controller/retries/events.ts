@@ -1,19 +1,7 @@
 // What the retry reconciler tells users through Events on the HelmRelease (`kubectl describe hr`).
 import { formatDuration } from '../../src/config.ts';
-import type { HelmRelease } from '../../src/flux/helmrelease.ts';
-import type { EventSpec, EventTarget } from '../../src/kube/events.ts';
+import type { EventSpec } from '../../src/kube/events.ts';
 import { Annotations, Flux } from '../../src/names.ts';
-
-export function releaseTarget(hr: HelmRelease): EventTarget {
-  return {
-    apiVersion: `${Flux.group}/${Flux.version}`,
-    kind: Flux.kind,
-    namespace: hr.metadata.namespace,
-    name: hr.metadata.name,
-    uid: hr.metadata.uid,
-    resourceVersion: hr.metadata.resourceVersion,
-  };
-}
 
 const roundUp = (ms: number) => formatDuration(Math.ceil(ms / 1000) * 1000);
 

@@ -8,15 +8,17 @@ import type { Config } from '../../src/config.ts';
 import { type HelmRelease, releaseKey } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches } from '../../src/kube/caches.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.ts';
-import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
+import { createEventRecorder, type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
+import type { MergePatch } from '../../src/kube/patch.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { type ClassifyPolicy, classifyFailure } from '../../src/retry/classify.ts';
 import { type Action, decide, type RetryLimits } from '../../src/retry/decide.ts';
 import { transientPatterns } from '../../src/retry/patterns.ts';
 import { readRetryState } from '../../src/retry/state.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
+import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
-import { RetryEvents, releaseTarget } from './events.ts';
+import { RetryEvents } from './events.ts';
 import { createRetryMetrics, type RetryMetrics } from './metrics.ts';
 
 export type RetryConfig = Pick<
@@ -77,7 +79,7 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     debounceMs: 0,
     clock,
     onError: (key, err, retryInMs) =>
-      log.warn({ key, err: String(err), retryInMs }, 'retry reconcile failed'),
+      log.warn({ key, err: errorMessage(err), retryInMs }, 'retry reconcile failed'),
   });
   const enqueue = (obj: { namespace: string; name: string }) =>
     queue.add(releaseKey(obj.namespace, obj.name));
@@ -218,7 +220,7 @@ class RetryReconciler {
   /** One conditional merge patch; a 409 means someone wrote first: re-examine, count nothing. */
   private async write(
     hr: HelmRelease,
-    patch: unknown,
+    patch: MergePatch,
     log: Logger,
     onWritten?: () => Promise<void>,
   ): Promise<undefined | { requeueAfterMs: number }> {

@@ -11,6 +11,7 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
 import type { Cached } from '../../src/kube/informer.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
+import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
 import { skipBeforeLookup } from './decide.ts';
 import { TriggerIndex } from './index.ts';
@@ -75,7 +76,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     onError: (key, err, retryInMs) => {
       const type = err instanceof TriggerError ? err.type : 'patch';
       metrics.errors.inc({ type });
-      const fields = { key, retryInMs, err: err instanceof Error ? err.message : String(err) };
+      const fields = { key, retryInMs, err: errorMessage(err) };
       if (type === 'conflict') log.debug(fields, 'release changed while being reconciled: retrying');
       else log.warn(fields, 'trigger reconcile failed: retrying');
     },
@@ -202,7 +203,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
             kept += await o.caches.values.prefetch(g.kind, g.namespace, g.wanted, g.labelSelector);
           } catch (err) {
             log.warn(
-              { kind: g.kind, namespace: g.namespace, err: String(err) },
+              { kind: g.kind, namespace: g.namespace, err: errorMessage(err) },
               'warm-up LIST failed: GETs instead',
             );
           }

@@ -2,9 +2,9 @@
 // skip it, backfill our stamp without a reconcile, or trigger it with one merge patch. The patch carries
 // metadata.resourceVersion as a precondition: a digest computed from a release that has changed since it
 // was read is never written (the API server answers 409 and the key is reconciled again).
-import type { MapChanges } from '../../src/admission/jsonpatch.ts';
 import { desiredStamp, isOptedOut } from '../../src/admission/stamp.ts';
 import type { HelmRelease } from '../../src/flux/helmrelease.ts';
+import { type MapChanges, type MergePatch, mapChanges } from '../../src/kube/patch.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
 import type { SourceId } from './links.ts';
 
@@ -21,14 +21,6 @@ export interface TriggerOptions {
   force: boolean;
   /** A fresh reconcile token (RFC3339Nano time) for this write. */
   token: string;
-}
-
-export interface MergePatch {
-  metadata: {
-    resourceVersion: string;
-    labels?: MapChanges;
-    annotations: MapChanges;
-  };
 }
 
 /** The link-digests value of a linked source that is gone: its return (or its deletion) is a change. */
@@ -71,8 +63,8 @@ export function decideTrigger(input: TriggerInput, options: TriggerOptions): Tri
     .sort();
 
   const stamp = desiredStamp(hr, valuesDigest);
-  const labels = changesTo(meta.labels, stamp.labels);
-  const annotations: Record<string, string | null> = { ...changesTo(meta.annotations, stamp.annotations) };
+  const labels = mapChanges(meta.labels, stamp.labels);
+  const annotations: Record<string, string | null> = { ...mapChanges(meta.annotations, stamp.annotations) };
   const linksValue = formatLinkDigests(links);
   if (linksValue !== (meta.annotations[Annotations.linkDigests] ?? null)) {
     annotations[Annotations.linkDigests] = linksValue;
@@ -131,18 +123,6 @@ export function skipBeforeLookup(hr: HelmRelease): SkipReason | undefined {
   // Left alone while suspended; the digests still differ on resume, so the change is caught up then.
   if (hr.suspend) return 'suspended';
   return undefined;
-}
-
-/** The entries of `desired` that differ from `current` (null: remove a key that is present). */
-function changesTo(
-  current: Readonly<Record<string, string>>,
-  desired: MapChanges,
-): Record<string, string | null> {
-  const out: Record<string, string | null> = {};
-  for (const [k, v] of Object.entries(desired)) {
-    if (v === null ? k in current : current[k] !== v) out[k] = v;
-  }
-  return out;
 }
 
 /** The link-digests annotation; anything malformed reads as empty (the next write repairs it). */

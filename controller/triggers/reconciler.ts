@@ -5,10 +5,11 @@ import type { Logger } from 'pino';
 import type { HelmRelease } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches } from '../../src/kube/caches.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.ts';
-import type { EventRecorder, EventTarget } from '../../src/kube/events.ts';
-import { apiVersionOf, HelmReleases, objectPath } from '../../src/kube/resources.ts';
+import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
+import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Flux } from '../../src/names.ts';
 import type { Clock } from '../../src/util/clock.ts';
+import { errorMessage } from '../../src/util/errors.ts';
 import { shortDigest } from '../../src/values/digest.ts';
 import { digestOfRelease } from '../../src/values/lookup.ts';
 import type { TokenBucket } from '../queue.ts';
@@ -103,7 +104,7 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
       valuesDigest = hr.valuesFrom.length > 0 ? await digestOfRelease(d.caches.values, hr) : undefined;
       links = await linkDigests(hr);
     } catch (err) {
-      throw new TriggerError('lookup', `values lookup failed: ${describe(err)}`, { cause: err });
+      throw new TriggerError('lookup', `values lookup failed: ${errorMessage(err)}`, { cause: err });
     }
     const decision = decideTrigger({ hr, valuesDigest, links }, { force: d.force, token: d.nextToken() });
     if (decision.action === 'skip') {
@@ -128,7 +129,7 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
         // The release changed after it was read: reconcile again from the newer copy.
         throw new TriggerError('conflict', 'release changed since it was read', { cause: err });
       }
-      throw new TriggerError('patch', `patch failed: ${describe(err)}`, { cause: err });
+      throw new TriggerError('patch', `patch failed: ${errorMessage(err)}`, { cause: err });
     }
     const seen = d.observed.take(key);
     if (decision.action === 'backfill') {
@@ -245,16 +246,6 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
   }
 }
 
-function releaseTarget(hr: HelmRelease): EventTarget {
-  return {
-    apiVersion: apiVersionOf(HelmReleases),
-    kind: HelmReleases.kind,
-    namespace: hr.metadata.namespace,
-    name: hr.metadata.name,
-    uid: hr.metadata.uid,
-  };
-}
-
 /** Which source, old and new digest prefixes; never data. */
 function triggerNote(
   decision: Extract<TriggerDecision, { action: 'trigger' }>,
@@ -266,8 +257,4 @@ function triggerNote(
       ? `valuesFrom data changed${sources && sources.size > 0 ? ` (${[...sources].sort().join(', ')})` : ''}: digest ${shortDigest(decision.oldDigest)} -> ${shortDigest(decision.newDigest)}`
       : `linked ${decision.changedLinks.join(', ')} changed`;
   return token ? `${what}; requested a reconcile (${Flux.requestedAt}=${token})` : what;
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,6 +1,9 @@
 // JSON Patch (RFC 6902) operations on metadata.labels / metadata.annotations: the only places this
 // project ever patches at admission. Paths are JSON Pointers (RFC 6901), so "/" in a key is "~1".
+import { type MapChanges, mapChanges } from '../kube/patch.ts';
 import { isObject, type JsonObject } from '../util/narrow.ts';
+
+export type { MapChanges };
 
 export type PatchOp =
   | { op: 'add'; path: string; value: string | Record<string, string> }
@@ -10,9 +13,6 @@ export type PatchOp =
 export function escapePointer(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
 }
-
-/** The wanted state of some keys of a string map: a string sets the key, null removes it. Other keys are left alone. */
-export type MapChanges = Readonly<Record<string, string | null>>;
 
 /**
  * The operations that bring metadata[field] to `desired`. Empty when it already is (so a second pass over
@@ -34,15 +34,8 @@ export function mapPatch(
     }
     return Object.keys(value).length > 0 ? [{ op: 'add', path: `/metadata/${field}`, value }] : [];
   }
-  const ops: PatchOp[] = [];
-  for (const k of keys) {
-    const want = desired[k];
+  return Object.entries(mapChanges(current, desired)).map(([k, want]): PatchOp => {
     const path = `/metadata/${field}/${escapePointer(k)}`;
-    if (typeof want === 'string') {
-      if (current[k] !== want) ops.push({ op: 'add', path, value: want });
-    } else if (Object.hasOwn(current, k)) {
-      ops.push({ op: 'remove', path });
-    }
-  }
-  return ops;
+    return want === null ? { op: 'remove', path } : { op: 'add', path, value: want };
+  });
 }

@@ -171,3 +171,9 @@ export function findCondition(hr: HelmRelease, type: string): Condition | undefi
 export function releaseKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
+
+/** The inverse of releaseKey (a namespace never contains "/"). */
+export function parseReleaseKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}

@@ -4,7 +4,10 @@
 // object within dedupeWindowMs are dropped, so a release re-examined often does not flood the API.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { HelmRelease } from '../flux/helmrelease.ts';
+import { Flux } from '../names.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
+import { errorMessage } from '../util/errors.ts';
 import type { KubeClient } from './client.ts';
 import { collectionPath, Events } from './resources.ts';
 
@@ -15,6 +18,18 @@ export interface EventTarget {
   name: string;
   uid: string;
   resourceVersion?: string;
+}
+
+/** A HelmRelease as the object an event is about. */
+export function releaseTarget(hr: HelmRelease): EventTarget {
+  return {
+    apiVersion: `${Flux.group}/${Flux.version}`,
+    kind: Flux.kind,
+    namespace: hr.metadata.namespace,
+    name: hr.metadata.name,
+    uid: hr.metadata.uid,
+    resourceVersion: hr.metadata.resourceVersion,
+  };
 }
 
 export interface EventSpec {
@@ -82,7 +97,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
         await o.client.create(collectionPath(Events, target.namespace), body);
       } catch (err) {
         o.logger.warn(
-          { err: String(err), namespace: target.namespace, name: target.name, reason: event.reason },
+          { err: errorMessage(err), namespace: target.namespace, name: target.name, reason: event.reason },
           'could not record event',
         );
       }

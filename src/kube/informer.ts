@@ -3,7 +3,9 @@
 // goes silent longer than staleAfterMs (half-open connection) is aborted and resumed. A relist diffs
 // against the cache and reports only real changes (a new resourceVersion), so it triggers nothing spurious.
 import type { Logger } from 'pino';
+import { errorMessage } from '../util/errors.ts';
 import { isObject, str } from '../util/narrow.ts';
+import { sleep } from '../util/sleep.ts';
 import { ACCEPT_METADATA, ACCEPT_METADATA_LIST, ApiError, isGone, type KubeClient } from './client.ts';
 import { collectionPath, type Resource } from './resources.ts';
 
@@ -152,7 +154,7 @@ export class Informer<T> {
           continue;
         }
         this.stats.errors++;
-        this.log.warn({ err: describe(err), retryInMs: delay }, 'list/watch failed: retrying');
+        this.log.warn({ err: errorMessage(err), retryInMs: delay }, 'list/watch failed: retrying');
         // A failed list leaves needList set; a failed watch resumes from the last resourceVersion.
         await sleep(delay, this.abort.signal);
         delay = Math.min(delay * 2, this.o.backoff.maxMs);
@@ -313,26 +315,8 @@ export class Informer<T> {
         else if (kind === 'update') h.update?.(old as Cached<T>, obj);
         else h.delete?.(obj);
       } catch (err) {
-        this.log.error({ err: describe(err) }, 'informer handler threw');
+        this.log.error({ err: errorMessage(err) }, 'informer handler threw');
       }
     }
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Resolves after ms, or early when the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -31,10 +31,6 @@ export const MutatingWebhookConfigurations: Resource = {
   kind: 'MutatingWebhookConfiguration',
 };
 
-export function apiVersionOf(r: Resource): string {
-  return r.group === '' ? r.version : `${r.group}/${r.version}`;
-}
-
 /** /api/v1/[namespaces/ns/]plural or /apis/group/version/[namespaces/ns/]plural */
 export function collectionPath(r: Resource, namespace?: string): string {
   const root = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;

@@ -8,6 +8,7 @@
 //   retry, attempts >= max           -> exhaust once (annotation, Warning event), then nothing
 //   anything else                    -> nothing (Flux's turn, or not ours to touch)
 import type { HelmRelease } from '../flux/helmrelease.ts';
+import type { MergePatch } from '../kube/patch.ts';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
 import type { Classification } from './classify.ts';
 import {
@@ -16,7 +17,6 @@ import {
   exhaustedPatch,
   freshToken,
   hasRetryState,
-  type MergePatch,
   type RetryState,
   retryPatch,
 } from './state.ts';

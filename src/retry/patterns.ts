@@ -2,6 +2,7 @@
 // that Flux wrote into the failing condition's message. Flag patterns are checked at start-up (a bad one
 // stops the process with a message naming it); per-release patterns come from an annotation and are
 // checked on every read (a bad one is reported and ignored, never fatal).
+import { errorMessage } from '../util/errors.ts';
 
 /** The timeout family: what Helm and helm-controller say when a wait or an API call ran out of time. */
 export const DEFAULT_TRANSIENT_PATTERNS: readonly string[] = [
@@ -79,7 +80,7 @@ export function firstMatch(patterns: readonly RegExp[], message: string): RegExp
 }
 
 function reason(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorMessage(err);
   // V8: "Invalid regular expression: /(/i: Unterminated group" -> "Unterminated group"
   return msg.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
 }

@@ -3,6 +3,7 @@
 // computes the failure-episode fingerprint, and builds the merge patches that write it.
 import { createHash } from 'node:crypto';
 import type { HelmRelease } from '../flux/helmrelease.ts';
+import type { MergePatch } from '../kube/patch.ts';
 import { Annotations, Flux } from '../names.ts';
 
 export interface RetryState {
@@ -85,10 +86,6 @@ export function freshToken(hr: HelmRelease, nowMs: number): string {
   let t = nowMs;
   while (used.has(new Date(t).toISOString())) t++;
   return new Date(t).toISOString();
-}
-
-export interface MergePatch {
-  metadata: { resourceVersion: string; annotations: Record<string, string | null> };
 }
 
 /**

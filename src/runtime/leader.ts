@@ -5,10 +5,10 @@
 // Lease so a follower takes over without waiting. Every write carries the resourceVersion it read, so two
 // candidates cannot both win.
 import { ApiError, isNotFound, type KubeClient } from '../kube/client.ts';
-import { sleep } from '../kube/informer.ts';
 import { collectionPath, Leases, objectPath } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
 import { isObject, num, str } from '../util/narrow.ts';
+import { sleep } from '../util/sleep.ts';
 
 export interface LeaderElectorOptions {
   client: KubeClient;

@@ -19,7 +19,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, freePort, installCRDs, startControlPlane } from '../../hack/controlplane.ts';
 import { parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import { KubeClient } from '../../src/kube/client.ts';
-import { sleep } from '../../src/kube/informer.ts';
 import {
   ConfigMaps,
   collectionPath,
@@ -31,6 +30,7 @@ import {
 } from '../../src/kube/resources.ts';
 import { Annotations, Labels } from '../../src/names.ts';
 import { array, isObject, type JsonObject, str } from '../../src/util/narrow.ts';
+import { sleep } from '../../src/util/sleep.ts';
 import { valuesDigest } from '../../src/values/digest.ts';
 import { writeAtomicWriterLayout } from '../../webhook/testing.ts';
 import { apply, Discovery, find, type K8sObject, render } from '../integration/manifests-render.ts';

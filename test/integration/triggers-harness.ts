@@ -20,6 +20,7 @@ import {
 import { testLogger } from '../../src/log.ts';
 import { Flux } from '../../src/names.ts';
 import { array, isObject, str, stringMap } from '../../src/util/narrow.ts';
+import { sleep } from '../../src/util/sleep.ts';
 
 export const baseConfig: TriggerConfig = {
   debounce: 0,
@@ -189,4 +190,4 @@ export async function eventsIn(client: KubeClient, namespace: string): Promise<E
   });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep };

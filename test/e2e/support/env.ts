@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type ControlPlane, freePort, startControlPlane } from '../../../hack/controlplane.ts';
 import { KubeClient } from '../../../src/kube/client.ts';
-import { sleep } from '../../../src/kube/informer.ts';
 import {
   collectionPath,
   MutatingWebhookConfigurations,
@@ -24,6 +23,7 @@ import {
   objectPath,
 } from '../../../src/kube/resources.ts';
 import { isObject } from '../../../src/util/narrow.ts';
+import { sleep } from '../../../src/util/sleep.ts';
 import { loopbackRegistration } from '../../support/webhook-registration.ts';
 import { type ArtifactServer, startArtifactServer } from './artifacts.ts';
 import { type HelmController, startHelmController } from './helm-controller.ts';

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, HACK_DIR, readVersions } from '../../../hack/controlplane.ts';
-import { sleep } from '../../../src/kube/informer.ts';
+import { sleep } from '../../../src/util/sleep.ts';
 import { startTethered, type Tethered } from './process.ts';
 
 const run = promisify(execFile);

@@ -1,5 +1,5 @@
 // Polling with failure messages that say what helm-controller and the operator were doing.
-import { sleep } from '../../../src/kube/informer.ts';
+import { sleep } from '../../../src/util/sleep.ts';
 import type { E2eEnv } from './env.ts';
 import { describe, type Observed, observe } from './flux.ts';
 

@@ -9,34 +9,48 @@ export type KeyBytes = (ref: ValuesReference) => Uint8Array | null;
 export const DIGEST_PREFIX = 'sha256:';
 
 /**
- * Digest over each entry in order: kind, name, valuesKey, targetPath, optional, and the key's bytes or a
- * "missing" marker. Fields are length-prefixed, so no two different inputs share an encoding. Other keys of
- * the same object are never read, so changing them cannot change the digest.
+ * A sha256 over length-prefixed fields after a format line: each field is its byte length (8 bytes, big
+ * endian) then its bytes (strings as UTF-8), so no two different field lists share an encoding. Returns
+ * "sha256:<hex>". The one encoder behind every digest we store: its output must never change (see the
+ * golden vectors in digest.test.ts).
  */
-export function valuesDigest(refs: readonly ValuesReference[], bytesOf: KeyBytes): string {
+export function fieldDigest(
+  format: string,
+  write: (field: (b: Uint8Array | string) => void) => void,
+): string {
   const h = createHash('sha256');
-  h.update('helmrelease-autopilot/values-digest/v1\n');
-  const field = (b: Uint8Array | string) => {
+  h.update(format);
+  write((b) => {
     const buf = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
     const len = Buffer.alloc(8);
     len.writeBigUInt64BE(BigInt(buf.byteLength));
     h.update(len);
     h.update(buf);
-  };
-  for (const ref of refs) {
-    field(ref.kind);
-    field(ref.name);
-    field(ref.valuesKey);
-    field(ref.targetPath);
-    field(ref.optional ? 'optional' : 'required');
-    const bytes = bytesOf(ref);
-    if (bytes === null) field('missing');
-    else {
-      field('present');
-      field(bytes);
-    }
-  }
+  });
   return DIGEST_PREFIX + h.digest('hex');
+}
+
+/**
+ * Digest over each entry in order: kind, name, valuesKey, targetPath, optional, and the key's bytes or a
+ * "missing" marker. Fields are length-prefixed, so no two different inputs share an encoding. Other keys of
+ * the same object are never read, so changing them cannot change the digest.
+ */
+export function valuesDigest(refs: readonly ValuesReference[], bytesOf: KeyBytes): string {
+  return fieldDigest('helmrelease-autopilot/values-digest/v1\n', (field) => {
+    for (const ref of refs) {
+      field(ref.kind);
+      field(ref.name);
+      field(ref.valuesKey);
+      field(ref.targetPath);
+      field(ref.optional ? 'optional' : 'required');
+      const bytes = bytesOf(ref);
+      if (bytes === null) field('missing');
+      else {
+        field('present');
+        field(bytes);
+      }
+    }
+  });
 }
 
 /** The bytes of one key of a ConfigMap (data, then binaryData) or a Secret (data, base64), or null. */

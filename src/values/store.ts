@@ -4,12 +4,11 @@
 // bytes of the keys callers asked for are kept (Helm's release Secrets are ~1 MB; nobody consumes them),
 // concurrent fetches of one object version are shared, and an object the metadata cache does not know is
 // answered as missing without an API call (its ADDED event re-enqueues whoever consumes it).
-import { createHash } from 'node:crypto';
 import type { ValuesReference, ValuesSourceKind } from '../flux/helmrelease.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import { ConfigMaps, collectionPath, objectPath, Secrets } from '../kube/resources.ts';
 import { array, isObject, str, stringMap } from '../util/narrow.ts';
-import { DIGEST_PREFIX, type KeyBytes, keyBytesOf } from './digest.ts';
+import { fieldDigest, type KeyBytes, keyBytesOf } from './digest.ts';
 import type { ValuesLookup } from './lookup.ts';
 
 /** What the store needs from a metadata cache: the resourceVersion of an object, if it exists. */
@@ -272,26 +271,18 @@ function covers(entry: Entry, want: Want): boolean {
 
 /** sha256 over every key of data and binaryData, sorted, length-prefixed. */
 export function objectDataDigest(object: Pick<SourceData, 'data' | 'binaryData'>): string {
-  const h = createHash('sha256');
-  h.update('helmrelease-autopilot/data-digest/v1\n');
-  const field = (s: string) => {
-    const buf = Buffer.from(s, 'utf8');
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64BE(BigInt(buf.byteLength));
-    h.update(len);
-    h.update(buf);
-  };
-  for (const [section, map] of [
-    ['data', object.data],
-    ['binaryData', object.binaryData],
-  ] as const) {
-    for (const key of Object.keys(map).sort()) {
-      field(section);
-      field(key);
-      field(map[key] as string);
+  return fieldDigest('helmrelease-autopilot/data-digest/v1\n', (field) => {
+    for (const [section, map] of [
+      ['data', object.data],
+      ['binaryData', object.binaryData],
+    ] as const) {
+      for (const key of Object.keys(map).sort()) {
+        field(section);
+        field(key);
+        field(map[key] as string);
+      }
     }
-  }
-  return DIGEST_PREFIX + h.digest('hex');
+  });
 }
 
 /** A FetchObject over the REST client. */

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import {
   type DigestNeed,
   type DigestOutcome,
-  decide,
+  decideAdmission,
   digestNeed,
   planAdmission,
 } from '../src/admission/mutate.ts';
@@ -97,7 +97,7 @@ export async function admit(body: unknown, deps: AdmitDeps): Promise<AdmitResult
       }
       digest = result;
     }
-    const decision = decide(plan, digest);
+    const decision = decideAdmission(plan, digest);
     deps.metrics.decisions.inc({ reason: decision.reason });
     outcome = plan.action === 'skip' ? 'skipped' : decision.patch.length > 0 ? 'patched' : 'unchanged';
     if (decision.patch.length > 0)

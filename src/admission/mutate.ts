@@ -138,7 +138,7 @@ export function digestNeed(plan: Plan): DigestNeed | undefined {
 const MAX_ERROR_IN_WARNING = 160;
 
 /** Turns a plan and the lookup's outcome (when it needed one) into the answer. Never denies. */
-export function decide(plan: Plan, outcome: DigestOutcome | undefined): Decision {
+export function decideAdmission(plan: Plan, outcome: DigestOutcome | undefined): Decision {
   if (plan.action === 'skip')
     return { allowed: true, patch: [], warnings: [], reason: `skipped:${plan.reason}` };
   const warnings: string[] = [];
@@ -168,5 +168,5 @@ export function decide(plan: Plan, outcome: DigestOutcome | undefined): Decision
 
 /** The whole decision for one request, given the lookup's outcome: mutate(review, lookup result). */
 export function mutate(req: AdmissionRequest, outcome: DigestOutcome | undefined): Decision {
-  return decide(planAdmission(req), outcome);
+  return decideAdmission(planAdmission(req), outcome);
 }

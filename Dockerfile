@@ -20,10 +20,11 @@ WORKDIR /app
 # Owned by root and not writable by the runtime user.
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
+COPY cmd ./cmd
 COPY src ./src
 COPY webhook ./webhook
 COPY controller ./controller
 # Numeric, so the kubelet can verify runAsNonRoot without a passwd entry; matches manifests/ runAsUser.
 USER 65532:65532
 EXPOSE 9443 8081 8080
-ENTRYPOINT ["node", "src/main.ts"]
+ENTRYPOINT ["node", "cmd/helmrelease-autopilot/main.ts"]

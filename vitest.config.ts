@@ -7,6 +7,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
+            'cmd/**/*.test.ts',
             'src/**/*.test.ts',
             'webhook/**/*.test.ts',
             'controller/**/*.test.ts',

@@ -31,7 +31,7 @@ if (env.BENCH_BASELINE) {
   process.exit(0);
 }
 
-// The operator's own loader (no client-node at run time), as in src/main.ts.
+// The operator's own loader (no client-node at run time), as in cmd/helmrelease-autopilot/main.ts.
 const { kubeConfig } = await loadKubeConfig({ path: env.BENCH_KUBECONFIG as string, context: '' });
 const client = await KubeClient.create(kubeConfig);
 const logger = createLogger(env.BENCH_LOG_LEVEL ?? 'warn');

@@ -166,7 +166,7 @@ describe(`cert-manager ${certManagerVersion()} issues the webhook's certificate 
       'operator',
       [
         process.execPath,
-        join(import.meta.dirname, '..', '..', 'src', 'main.ts'),
+        join(import.meta.dirname, '..', '..', 'cmd', 'helmrelease-autopilot', 'main.ts'),
         `--kubeconfig=${cp.userKubeconfig(OPERATOR_USER, ['system:masters'])}`,
         `--namespace=${NAMESPACE}`,
         `--watch-namespace=${ns}`,

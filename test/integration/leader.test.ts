@@ -2,9 +2,9 @@
 // within the lease duration when the leader dies, and a leader that loses its Lease stops at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../src/kube/client.ts';
+import { LeaderElector } from '../../src/kube/leader.ts';
 import { Leases, objectPath } from '../../src/kube/resources.ts';
 import { testLogger } from '../../src/log.ts';
-import { LeaderElector } from '../../src/runtime/leader.ts';
 import { adminClient, createNamespace, eventually, loadKubeConfig } from '../support/cluster.ts';
 import { startOperator } from '../support/operator.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { freePort } from '../../hack/controlplane.ts';
 import { adminClient, createNamespace, eventually, kubeconfigPath } from '../support/cluster.ts';
 
-const main = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
+const main = join(import.meta.dirname, '..', '..', 'cmd', 'helmrelease-autopilot', 'main.ts');
 
 function start(
   args: string[],

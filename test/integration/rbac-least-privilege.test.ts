@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Roles, startRoles } from '../../cmd/helmrelease-autopilot/roles.ts';
 import { type ControlPlane, startControlPlane } from '../../hack/controlplane.ts';
 import { parseConfig } from '../../src/config.ts';
 import { ApiError, KubeClient } from '../../src/kube/client.ts';
@@ -26,7 +27,6 @@ import {
   Secrets,
 } from '../../src/kube/resources.ts';
 import { Annotations, Flux } from '../../src/names.ts';
-import { type Roles, startRoles } from '../../src/runtime/roles.ts';
 import { array, isObject, type JsonObject, str } from '../../src/util/narrow.ts';
 import { createSelfSigned, writeCertDir } from '../../webhook/selfsigned.ts';
 import { createNamespace, eventually, loadKubeConfig } from '../support/cluster.ts';
@@ -56,7 +56,7 @@ const NEEDED: Grant[] = [
   { group: '', resource: 'secrets', verbs: ['get', 'list', 'watch'], scope: 'cluster' },
   // src/kube/events.ts: events.k8s.io/v1 Events, created only.
   { group: 'events.k8s.io', resource: 'events', verbs: ['create'], scope: 'cluster' },
-  // src/runtime/leader.ts: create the Lease once, then read and PUT it (renew, take over, release).
+  // src/kube/leader.ts: create the Lease once, then read and PUT it (renew, take over, release).
   { group: 'coordination.k8s.io', resource: 'leases', verbs: ['create'], scope: 'own-namespace' },
   {
     group: 'coordination.k8s.io',

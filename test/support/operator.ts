@@ -1,10 +1,10 @@
-// The real operator process (node src/main.ts) for integration tests: reconcilers only, scoped to one
+// The real operator process (node cmd/helmrelease-autopilot/main.ts) for integration tests: reconcilers only, scoped to one
 // namespace, with a short Lease so failover tests take seconds.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { kubeconfigPath } from './cluster.ts';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
+const MAIN = join(import.meta.dirname, '..', '..', 'cmd', 'helmrelease-autopilot', 'main.ts');
 
 export interface OperatorProcess {
   proc: ChildProcess;

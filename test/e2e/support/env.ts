@@ -1,7 +1,7 @@
 // The cluster an e2e spec runs against.
 //
 // Local (default): a fresh control plane (hack/controlplane.ts), the real helm-controller built from the
-// Go module proxy, and the real operator process (node src/main.ts) with its webhook registered through
+// Go module proxy, and the real operator process (node cmd/helmrelease-autopilot/main.ts) with its webhook registered through
 // a loopback URL. Everything is tethered to the test process.
 //
 // External (E2E_KUBECONFIG set, e.g. by a kind script): helm-controller and the operator are already
@@ -189,7 +189,7 @@ async function startOperator(cp: ControlPlane, client: KubeClient, dir: string):
   const kubeconfig = cp.userKubeconfig(OPERATOR_USER, ['system:masters']);
   const certDir = join(dir, 'operator-certs');
   mkdirSync(certDir);
-  const main = join(import.meta.dirname, '..', '..', '..', 'src', 'main.ts');
+  const main = join(import.meta.dirname, '..', '..', '..', 'cmd', 'helmrelease-autopilot', 'main.ts');
   const op = startTethered(
     'operator',
     [

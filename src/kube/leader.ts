@@ -4,11 +4,12 @@
 // reconcilers at once — when it could not renew within the renew deadline; on shutdown it releases the
 // Lease so a follower takes over without waiting. Every write carries the resourceVersion it read, so two
 // candidates cannot both win.
-import { ApiError, isNotFound, type KubeClient } from '../kube/client.ts';
-import { collectionPath, Leases, objectPath } from '../kube/resources.ts';
+
 import type { Logger } from '../log.ts';
 import { isObject, num, str } from '../util/narrow.ts';
 import { sleep } from '../util/sleep.ts';
+import { ApiError, isNotFound, type KubeClient } from './client.ts';
+import { collectionPath, Leases, objectPath } from './resources.ts';
 
 export interface LeaderElectorOptions {
   client: KubeClient;

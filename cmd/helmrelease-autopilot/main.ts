@@ -2,13 +2,13 @@
 // and shut down cleanly on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { type Config, ConfigError, HelpRequested, parseConfig } from './config.ts';
-import { KubeClient } from './kube/client.ts';
-import { loadKubeConfig } from './kube/kubeconfig.ts';
-import { createLogger } from './log.ts';
-import { startOpsServer } from './runtime/ops-server.ts';
-import { startRoles } from './runtime/roles.ts';
-import { errorMessage } from './util/errors.ts';
+import { type Config, ConfigError, HelpRequested, parseConfig } from '../../src/config.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
+import { createLogger } from '../../src/log.ts';
+import { errorMessage } from '../../src/util/errors.ts';
+import { startOpsServer } from './ops-server.ts';
+import { startRoles } from './roles.ts';
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let config: Config;

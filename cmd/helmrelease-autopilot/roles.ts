@@ -11,13 +11,13 @@ import type { Registry } from 'prom-client';
 import { TokenBucket } from '../../controller/queue.ts';
 import { startRetryController } from '../../controller/retries/reconciler.ts';
 import { startTriggerController } from '../../controller/triggers/controller.ts';
+import type { Config } from '../../src/config.ts';
+import { createCaches } from '../../src/kube/caches.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { createEventRecorder } from '../../src/kube/events.ts';
+import { LeaderElector } from '../../src/kube/leader.ts';
+import type { Logger } from '../../src/log.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
-import type { Config } from '../config.ts';
-import { createCaches } from '../kube/caches.ts';
-import type { KubeClient } from '../kube/client.ts';
-import { createEventRecorder } from '../kube/events.ts';
-import type { Logger } from '../log.ts';
-import { LeaderElector } from './leader.ts';
 import type { ReadinessCheck } from './ops-server.ts';
 
 export interface RoleContext {

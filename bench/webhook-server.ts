@@ -13,8 +13,8 @@ import { Registry } from 'prom-client';
 import { createCaches } from '../src/kube/caches.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { createLogger } from '../src/log.ts';
+import { memoryLookup } from '../test/support/webhook.ts';
 import { startWebhookServer } from '../webhook/server.ts';
-import { memoryLookup } from '../webhook/testing.ts';
 
 const mode = process.env.BENCH_SERVER ?? 'webhook';
 const certDir = process.env.BENCH_CERT_DIR ?? '';

@@ -29,10 +29,10 @@ import { Annotations, Labels } from '../src/names.ts';
 import { createCA, issueCertificate } from '../src/tls/certs.ts';
 import { isObject, type JsonObject } from '../src/util/narrow.ts';
 import { sleep } from '../src/util/sleep.ts';
+import { admissionReview, helmRelease, memoryLookup } from '../test/support/webhook.ts';
 import { loopbackRegistration } from '../test/support/webhook-registration.ts';
 import { admit } from '../webhook/admit.ts';
 import { createWebhookMetrics } from '../webhook/metrics.ts';
-import { admissionReview, helmRelease, memoryLookup } from '../webhook/testing.ts';
 import { machine, round, summary } from './stats.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

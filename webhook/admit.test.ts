@@ -6,9 +6,9 @@ import { testLogger } from '../src/log.ts';
 import { Annotations, Labels } from '../src/names.ts';
 import { isObject, type Json, type JsonObject } from '../src/util/narrow.ts';
 import type { ValuesLookup } from '../src/values/lookup.ts';
+import { admissionReview, helmRelease, memoryLookup } from '../test/support/webhook.ts';
 import { createWebhookMetrics } from './metrics.ts';
 import { registerRoutes } from './server.ts';
-import { admissionReview, helmRelease, memoryLookup } from './testing.ts';
 
 const registry = new Registry();
 const metrics = createWebhookMetrics(registry);

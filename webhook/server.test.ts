@@ -8,8 +8,8 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testLogger } from '../src/log.ts';
 import { createCA, issueCertificate, type KeyPair } from '../src/tls/certs.ts';
+import { memoryLookup, writeAtomicWriterLayout } from '../test/support/webhook.ts';
 import { BODY_LIMIT, startWebhookServer, type WebhookConfig, type WebhookServer } from './server.ts';
-import { memoryLookup, writeAtomicWriterLayout } from './testing.ts';
 
 const ca = createCA('test-webhook-ca');
 const serving = (): KeyPair =>

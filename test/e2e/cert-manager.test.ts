@@ -32,8 +32,8 @@ import { Annotations, Labels } from '../../src/names.ts';
 import { array, isObject, type JsonObject, str } from '../../src/util/narrow.ts';
 import { sleep } from '../../src/util/sleep.ts';
 import { valuesDigest } from '../../src/values/digest.ts';
-import { writeAtomicWriterLayout } from '../../webhook/testing.ts';
 import { apply, Discovery, find, type K8sObject, render } from '../integration/manifests-render.ts';
+import { writeAtomicWriterLayout } from '../support/webhook.ts';
 import { certManagerCRDFiles, certManagerVersion, startCertManager } from './support/cert-manager.ts';
 import { startTethered, type Tethered } from './support/process.ts';
 

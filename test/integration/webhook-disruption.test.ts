@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { collectionPath, HelmReleases } from '../../src/kube/resources.ts';
 import { Annotations, Labels } from '../../src/names.ts';
 import { array } from '../../src/util/narrow.ts';
-import { admissionReview, helmRelease } from '../../webhook/testing.ts';
 import { eventually } from '../support/cluster.ts';
+import { admissionReview, helmRelease } from '../support/webhook.ts';
 import {
   annotationsOf,
   apiserverMetrics,

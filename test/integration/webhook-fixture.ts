@@ -25,8 +25,8 @@ import { isObject, type Json, type JsonObject } from '../../src/util/narrow.ts';
 import { keyBytesOf, valuesDigest } from '../../src/values/digest.ts';
 import type { ValuesLookup } from '../../src/values/lookup.ts';
 import { startWebhookServer, type WebhookConfig, type WebhookServer } from '../../webhook/server.ts';
-import { helmRelease, writeAtomicWriterLayout } from '../../webhook/testing.ts';
 import { adminClient, eventually } from '../support/cluster.ts';
+import { helmRelease, writeAtomicWriterLayout } from '../support/webhook.ts';
 import { loopbackRegistration } from '../support/webhook-registration.ts';
 
 export const TEST_NAMESPACE_LABEL = `${PREFIX}/webhook-test`;

@@ -20,8 +20,8 @@ import { createCA } from '../../src/tls/certs.ts';
 import { isObject, type JsonObject } from '../../src/util/narrow.ts';
 import { loadOrCreateCA, patchCABundle } from '../../webhook/selfsigned.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
-import { helmRelease, memoryLookup } from '../../webhook/testing.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { helmRelease, memoryLookup } from '../support/webhook.ts';
 import { labelsOf, TEST_NAMESPACE_LABEL, webhookConfiguration } from './webhook-fixture.ts';
 
 let client: KubeClient;

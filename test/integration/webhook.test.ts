@@ -10,8 +10,8 @@ import {
 } from '../../src/kube/resources.ts';
 import { Annotations, Labels } from '../../src/names.ts';
 import type { Json, JsonObject } from '../../src/util/narrow.ts';
-import { helmRelease } from '../../webhook/testing.ts';
 import { eventually, userClient } from '../support/cluster.ts';
+import { helmRelease } from '../support/webhook.ts';
 import {
   annotationsOf,
   apply,

@@ -1,10 +1,11 @@
-// Helpers shared by the webhook's tests and benchmark: an in-memory ValuesLookup and review builders.
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { ValuesReference } from '../src/flux/helmrelease.ts';
-import type { Json, JsonObject } from '../src/util/narrow.ts';
-import { type KeyBytes, keyBytesOf } from '../src/values/digest.ts';
-import type { ValuesLookup } from '../src/values/lookup.ts';
+// Helpers shared by the webhook's tests and benchmark: an in-memory ValuesLookup, review builders, and a
+// mounted-Secret layout writer for the certificate watcher.
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { ValuesReference } from '../../src/flux/helmrelease.ts';
+import type { Json, JsonObject } from '../../src/util/narrow.ts';
+import { type KeyBytes, keyBytesOf } from '../../src/values/digest.ts';
+import type { ValuesLookup } from '../../src/values/lookup.ts';
 
 type Data = { data?: Record<string, string>; binaryData?: Record<string, string> };
 
@@ -52,16 +53,14 @@ export function admissionReview(
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request };
 }
 
-let generation = 0;
-
 /**
  * Writes a key pair the way kubelet updates a mounted Secret: files in a fresh timestamped directory, then
  * the "..data" symlink swapped atomically by a rename; tls.crt and tls.key point through "..data".
  */
 export function writeAtomicWriterLayout(dir: string, files: Record<string, string>): void {
   mkdirSync(dir, { recursive: true });
-  const ts = `..${Date.now()}_${process.pid}_${generation++}`;
-  mkdirSync(join(dir, ts));
+  // mkdtemp makes each generation's directory unique (no counter to keep between calls).
+  const ts = basename(mkdtempSync(join(dir, `..${Date.now()}_`)));
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, ts, name), content);
   const tmp = join(dir, '..data_tmp');
   rmSync(tmp, { force: true });

@@ -15,8 +15,3 @@ export function createLogger(level: string, name = 'helmrelease-autopilot'): Log
     },
   });
 }
-
-/** A logger for tests: silent unless AUTOPILOT_TEST_LOG_LEVEL is set. */
-export function testLogger(): Logger {
-  return createLogger(process.env.AUTOPILOT_TEST_LOG_LEVEL ?? 'silent', 'test');
-}

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { testLogger } from '../src/log.ts';
 import { createCA, issueCertificate, type KeyPair } from '../src/tls/certs.ts';
+import { testLogger } from '../test/support/log.ts';
 import { memoryLookup, writeAtomicWriterLayout } from '../test/support/webhook.ts';
 import { BODY_LIMIT, startWebhookServer, type WebhookConfig, type WebhookServer } from './server.ts';
 

@@ -5,9 +5,9 @@ import { parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import { ConfigMaps, collectionPath, HelmReleases, Leases, objectPath } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { Annotations, Flux } from '../../src/names.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { testLogger } from '../support/log.ts';
 import { startOperator } from '../support/operator.ts';
 
 describe('leader failover', () => {

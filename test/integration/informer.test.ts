@@ -7,9 +7,9 @@ import { parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { type Cached, Informer, type InformerOptions } from '../../src/kube/informer.ts';
 import { ConfigMaps, collectionPath, HelmReleases, objectPath } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { isObject } from '../../src/util/narrow.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { testLogger } from '../support/log.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';
 
 const log = testLogger();

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../src/kube/client.ts';
 import { LeaderElector } from '../../src/kube/leader.ts';
 import { Leases, objectPath } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { adminClient, createNamespace, eventually, loadKubeConfig } from '../support/cluster.ts';
+import { testLogger } from '../support/log.ts';
 import { startOperator } from '../support/operator.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';
 

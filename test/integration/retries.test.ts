@@ -10,7 +10,6 @@ import { type HelmRelease, parseHelmRelease } from '../../src/flux/helmrelease.t
 import { createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { collectionPath, Events, HelmReleases, objectPath } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { Annotations, Flux } from '../../src/names.ts';
 import { backoffDelay } from '../../src/retry/backoff.ts';
 import { episodeFingerprint } from '../../src/retry/state.ts';
@@ -24,6 +23,7 @@ import {
   type ShapeOptions,
   stalledFailure,
 } from '../support/flux-status.ts';
+import { testLogger } from '../support/log.ts';
 
 interface Operator {
   caches: OperatorCaches;

@@ -17,10 +17,10 @@ import {
   objectPath,
   Secrets,
 } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { Flux } from '../../src/names.ts';
 import { array, isObject, str, stringMap } from '../../src/util/narrow.ts';
 import { sleep } from '../../src/util/sleep.ts';
+import { testLogger } from '../support/log.ts';
 
 export const baseConfig: TriggerConfig = {
   debounce: 0,

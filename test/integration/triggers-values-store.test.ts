@@ -5,9 +5,9 @@ import type { ValuesReference } from '../../src/flux/helmrelease.ts';
 import { type CachesOptions, createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { ConfigMaps, collectionPath, objectPath, Secrets } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { Annotations } from '../../src/names.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { testLogger } from '../support/log.ts';
 
 const ref = (kind: 'ConfigMap' | 'Secret', name: string, valuesKey = 'values.yaml'): ValuesReference => ({
   kind,

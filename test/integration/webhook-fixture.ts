@@ -18,7 +18,6 @@ import {
   Namespaces,
   objectPath,
 } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { Labels, PREFIX } from '../../src/names.ts';
 import { createCA, issueCertificate, type KeyPair } from '../../src/tls/certs.ts';
 import { isObject, type Json, type JsonObject } from '../../src/util/narrow.ts';
@@ -26,6 +25,7 @@ import { keyBytesOf, valuesDigest } from '../../src/values/digest.ts';
 import type { ValuesLookup } from '../../src/values/lookup.ts';
 import { startWebhookServer, type WebhookConfig, type WebhookServer } from '../../webhook/server.ts';
 import { adminClient, eventually } from '../support/cluster.ts';
+import { testLogger } from '../support/log.ts';
 import { helmRelease, writeAtomicWriterLayout } from '../support/webhook.ts';
 import { loopbackRegistration } from '../support/webhook-registration.ts';
 

@@ -14,13 +14,13 @@ import {
   Namespaces,
   objectPath,
 } from '../../src/kube/resources.ts';
-import { testLogger } from '../../src/log.ts';
 import { Labels } from '../../src/names.ts';
 import { createCA } from '../../src/tls/certs.ts';
 import { isObject, type JsonObject } from '../../src/util/narrow.ts';
 import { loadOrCreateCA, patchCABundle } from '../../webhook/selfsigned.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { testLogger } from '../support/log.ts';
 import { helmRelease, memoryLookup } from '../support/webhook.ts';
 import { labelsOf, TEST_NAMESPACE_LABEL, webhookConfiguration } from './webhook-fixture.ts';
 

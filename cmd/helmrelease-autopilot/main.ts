@@ -48,7 +48,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     exitCode = code;
     requestExit(why);
   };
-  const roles = await startRoles({ config, client, log, registry, namespace, exit });
+  const roles = await startRoles({ config, client, log, registry, namespace, instance: env.HOSTNAME, exit });
   const health = await startOpsServer({
     host: config['bind-address'],
     port: config['health-port'],

@@ -27,6 +27,8 @@ export interface RoleContext {
   registry: Registry;
   /** The operator's own namespace. */
   namespace: string;
+  /** This replica's name in Events (reportingInstance): the pod name ($HOSTNAME), when known. */
+  instance?: string;
   /** Called when the process must end (leadership lost): main shuts down with this exit code. */
   exit: (code: number, why: string) => void;
 }
@@ -109,7 +111,7 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
   const { config, client, log, registry } = ctx;
   // One write budget and one event recorder for both reconcilers.
   const writeLimiter = new TokenBucket(config['write-qps'], config['write-burst']);
-  const events = createEventRecorder({ client, logger: log });
+  const events = createEventRecorder({ client, logger: log, instance: ctx.instance });
   const watchNamespace = config['watch-namespace'];
   let running: { stop(): Promise<void> }[] = [];
   let started = false;

@@ -52,7 +52,7 @@ export interface EventRecorderOptions {
   logger: Logger;
   /** reportingController: a domain-qualified name. */
   controller?: string;
-  /** reportingInstance: this replica (pod name). */
+  /** reportingInstance: this replica (its pod name, passed in by cmd/); default "helmrelease-autopilot". */
   instance?: string;
   clock?: Clock;
   dedupeWindowMs?: number;
@@ -64,7 +64,7 @@ const MAX_REMEMBERED = 10_000;
 export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
   const clock = o.clock ?? systemClock;
   const controller = o.controller ?? 'helmrelease-autopilot.dev/controller';
-  const instance = (o.instance ?? process.env.HOSTNAME ?? 'helmrelease-autopilot').slice(0, 128);
+  const instance = (o.instance ?? 'helmrelease-autopilot').slice(0, 128);
   const window = o.dedupeWindowMs ?? 5 * 60_000;
   const lastSent = new Map<string, number>();
 

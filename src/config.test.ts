@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, FLAGS, HelpRequested, parseConfig, parseDuration, usage } from './config.ts';
+import {
+  ConfigError,
+  DEFAULT_NAMESPACE,
+  FLAGS,
+  HelpRequested,
+  parseConfig,
+  parseDuration,
+  usage,
+} from './config.ts';
 
 describe('parseDuration', () => {
   it.each([
@@ -19,9 +27,11 @@ describe('parseDuration', () => {
 });
 
 describe('parseConfig', () => {
-  it('uses the defaults when nothing is given', () => {
+  it('uses the defaults when nothing is given (the namespace is resolved: see below)', () => {
     const c = parseConfig([], {});
-    for (const [name, spec] of Object.entries(FLAGS)) expect(c[name as keyof typeof c]).toEqual(spec.default);
+    for (const [name, spec] of Object.entries(FLAGS)) {
+      if (name !== 'namespace') expect(c[name as keyof typeof c]).toEqual(spec.default);
+    }
   });
 
   it('takes a flag over its environment variable over the default', () => {
@@ -78,5 +88,33 @@ describe('parseConfig', () => {
       expect(text).toContain(`--${name}`);
       expect(text).toContain(`$${spec.env}`);
     }
+  });
+});
+
+describe('the operator namespace', () => {
+  const inCluster = (ns: string | undefined) => ({ inClusterNamespace: () => ns });
+
+  it.each<[string, string[], Record<string, string>, string | undefined, string]>([
+    ['the flag', ['--namespace=from-flag'], { AUTOPILOT_NAMESPACE: 'from-env' }, 'in-cluster', 'from-flag'],
+    ['the environment variable', [], { AUTOPILOT_NAMESPACE: 'from-env' }, 'in-cluster', 'from-env'],
+    ['the in-cluster namespace when neither is set', [], {}, 'in-cluster', 'in-cluster'],
+    ['the default outside a cluster', [], {}, undefined, DEFAULT_NAMESPACE],
+    ['the default when the in-cluster namespace is empty', [], {}, '', DEFAULT_NAMESPACE],
+    ['the in-cluster namespace over an empty flag', ['--namespace='], {}, 'in-cluster', 'in-cluster'],
+  ])('comes from %s', (_, argv, env, ns, expected) => {
+    expect(parseConfig(argv, env, inCluster(ns)).namespace).toBe(expected);
+  });
+
+  it('is never empty, and the in-cluster namespace is read only when no flag names one', () => {
+    expect(parseConfig([], {}).namespace).toBe(DEFAULT_NAMESPACE);
+    let reads = 0;
+    const counting = {
+      inClusterNamespace: () => {
+        reads++;
+        return 'in-cluster';
+      },
+    };
+    parseConfig(['--namespace=ns'], {}, counting);
+    expect(reads).toBe(0);
   });
 });

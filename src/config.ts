@@ -128,6 +128,9 @@ const oneOf = <T extends string>(help: string, env: string, def: T, values: read
 
 const E = 'AUTOPILOT_';
 
+/** The operator's own namespace when neither --namespace nor the in-cluster namespace names one. */
+export const DEFAULT_NAMESPACE = 'helmrelease-autopilot';
+
 export const FLAGS = {
   // process
   kubeconfig: string(
@@ -145,7 +148,7 @@ export const FLAGS = {
     'fatal',
   ]),
   namespace: string(
-    'The operator\'s own namespace (leader Lease, self-signed CA Secret). Default: the in-cluster namespace, else "helmrelease-autopilot".',
+    `The operator's own namespace (leader Lease, self-signed CA Secret). Default: the in-cluster namespace, else "${DEFAULT_NAMESPACE}".`,
     `${E}NAMESPACE`,
     '',
   ),
@@ -330,8 +333,21 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-/** Parses argv (without node and script) and env. Throws ConfigError for bad input, HelpRequested for --help. */
-export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+/** What the flags' defaults depend on outside argv and env, passed in so parseConfig stays pure. */
+export interface ConfigSources {
+  /** The namespace of the pod's service account (the in-cluster namespace file), if there is one. */
+  inClusterNamespace?: () => string | undefined;
+}
+
+/**
+ * Parses argv (without node and script) and env. Throws ConfigError for bad input, HelpRequested for --help.
+ * The result is resolved: `namespace` is never empty.
+ */
+export function parseConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  sources: ConfigSources = {},
+): Config {
   const specs = FLAGS as Record<string, FlagSpec<unknown>>;
   const fromArgs = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
@@ -367,6 +383,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
       config[name] = parseEnv(spec, name, env[spec.env] as string);
     else config[name] = spec.default;
   }
+  config.namespace ||= sources.inClusterNamespace?.() || DEFAULT_NAMESPACE;
   return validate(config as Config);
 }
 

@@ -1,10 +1,9 @@
 // Entry point: parse flags, connect to the API server, serve health and metrics, run the roles,
 // and shut down cleanly on SIGTERM/SIGINT.
-import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type Config, ConfigError, HelpRequested, parseConfig } from '../../src/config.ts';
 import { KubeClient } from '../../src/kube/client.ts';
-import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
+import { loadKubeConfig, readInClusterNamespace } from '../../src/kube/kubeconfig.ts';
 import { createLogger } from '../../src/log.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { startOpsServer } from './ops-server.ts';
@@ -13,7 +12,7 @@ import { startRoles } from './roles.ts';
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let config: Config;
   try {
-    config = parseConfig(argv, env);
+    config = parseConfig(argv, env, { inClusterNamespace: () => readInClusterNamespace() });
   } catch (err) {
     if (err instanceof HelpRequested) {
       process.stdout.write(`${err.message}\n`);
@@ -36,7 +35,6 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const namespace = config.namespace || readNamespace() || 'helmrelease-autopilot';
   let exitCode = 0;
   let requestExit: (why: string) => void = () => {};
   const stopRequested = new Promise<string>((resolve) => {
@@ -48,7 +46,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     exitCode = code;
     requestExit(why);
   };
-  const roles = await startRoles({ config, client, log, registry, namespace, instance: env.HOSTNAME, exit });
+  const roles = await startRoles({ config, client, log, registry, instance: env.HOSTNAME, exit });
   const health = await startOpsServer({
     host: config['bind-address'],
     port: config['health-port'],
@@ -82,16 +80,6 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   clearTimeout(deadline);
   log.info({ exitCode }, 'stopped');
   return exitCode;
-}
-
-function readNamespace(): string | undefined {
-  try {
-    return (
-      readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined
-    );
-  } catch {
-    return undefined;
-  }
 }
 
 main(process.argv.slice(2), process.env).then(

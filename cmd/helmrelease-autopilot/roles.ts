@@ -25,8 +25,6 @@ export interface RoleContext {
   client: KubeClient;
   log: Logger;
   registry: Registry;
-  /** The operator's own namespace. */
-  namespace: string;
   /** This replica's name in Events (reportingInstance): the pod name ($HOSTNAME), when known. */
   instance?: string;
   /** Called when the process must end (leadership lost): main shuts down with this exit code. */
@@ -59,7 +57,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
       let shuttingDown = false;
       const elector = new LeaderElector({
         client,
-        namespace: ctx.namespace,
+        namespace: config.namespace,
         name: config['lease-name'],
         identity,
         leaseDurationMs: config['lease-duration'],
@@ -72,7 +70,10 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
           if (!shuttingDown) ctx.exit(1, 'leadership lost');
         },
       });
-      log.info({ identity, lease: `${ctx.namespace}/${config['lease-name']}` }, 'campaigning for leadership');
+      log.info(
+        { identity, lease: `${config.namespace}/${config['lease-name']}` },
+        'campaigning for leadership',
+      );
       elector.start();
       stops.push(async () => {
         shuttingDown = true;
@@ -91,7 +92,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
       logger: log,
       registry,
       client,
-      namespace: ctx.namespace,
+      namespace: config.namespace,
     });
     checks.push({ name: 'webhook', ready: () => server.ready() });
     stops.push(() => server.close());

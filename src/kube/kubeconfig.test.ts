@@ -3,7 +3,7 @@ import type https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadKubeConfig, StaticCredentials } from './kubeconfig.ts';
+import { loadKubeConfig, readInClusterNamespace, StaticCredentials } from './kubeconfig.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -113,6 +113,18 @@ describe('loadKubeConfig', () => {
     const file = kubeconfig(d, 'config', twoContexts);
     const o = { path: path === 'FILE' ? file : path, context, home: dir(), serviceAccountDir: d };
     await expect(loadKubeConfig(o, {})).rejects.toThrow(message);
+  });
+});
+
+describe('readInClusterNamespace', () => {
+  it.each<[string, string | null, string | undefined]>([
+    ['the mounted namespace, trimmed', 'team-a\n', 'team-a'],
+    ['nothing for an empty file', ' \n', undefined],
+    ['nothing outside a cluster', null, undefined],
+  ])('reads %s', (_, content, expected) => {
+    const sa = dir();
+    if (content !== null) writeFileSync(join(sa, 'namespace'), content);
+    expect(readInClusterNamespace(sa)).toBe(expected);
   });
 });
 

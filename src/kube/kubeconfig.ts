@@ -221,6 +221,15 @@ export async function loadKubeConfig(
   );
 }
 
+/** The namespace of the mounted service account (in a pod), or undefined outside a cluster. */
+export function readInClusterNamespace(serviceAccountDir = SERVICE_ACCOUNT_DIR): string | undefined {
+  try {
+    return readFileSync(join(serviceAccountDir, 'namespace'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function homedirOrEmpty(): string {
   try {
     return homedir();

@@ -197,7 +197,6 @@ describe('least privilege: the operator as its ServiceAccount, with RBAC rendere
       client: sa,
       log,
       registry: new Registry(),
-      namespace: config.namespace,
       exit: (_code, why) => exits.push(why),
     });
     return { roles, exits, config };

@@ -32,7 +32,7 @@ if (env.BENCH_BASELINE) {
 }
 
 // The operator's own loader (no client-node at run time), as in cmd/helmrelease-autopilot/main.ts.
-const { kubeConfig } = await loadKubeConfig({ path: env.BENCH_KUBECONFIG as string, context: '' });
+const { kubeConfig } = await loadKubeConfig({ path: env.BENCH_KUBECONFIG as string, context: '' }, env);
 const client = await KubeClient.create(kubeConfig);
 const logger = createLogger(env.BENCH_LOG_LEVEL ?? 'warn');
 const namespace = env.BENCH_NAMESPACE || undefined;

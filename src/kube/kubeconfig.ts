@@ -182,7 +182,7 @@ export interface LoadOptions {
 
 export async function loadKubeConfig(
   options: LoadOptions,
-  env: NodeJS.ProcessEnv = process.env,
+  env: NodeJS.ProcessEnv,
 ): Promise<KubeConfigSource> {
   const home = join(options.home ?? homedirOrEmpty(), '.kube', 'config');
   const saDir = options.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;

@@ -72,7 +72,7 @@ export async function admit(body: unknown, deps: AdmitDeps): Promise<AdmitResult
   const parsed = parseAdmissionReview(body);
   if (!parsed.ok) {
     deps.metrics.errors.inc({ type: 'bad_request' });
-    deps.logger.warn({ error: parsed.error }, 'rejected a request that is not an AdmissionReview');
+    deps.logger.warn({ err: parsed.error }, 'rejected a request that is not an AdmissionReview');
     return { status: 400, body: { message: parsed.error } };
   }
   const req = parsed.request;
@@ -93,7 +93,7 @@ export async function admit(body: unknown, deps: AdmitDeps): Promise<AdmitResult
       const result = await lookupDigest(deps.lookup, need, deps.lookupTimeoutMs);
       if (!result.ok) {
         deps.metrics.errors.inc({ type: result.timedOut ? 'lookup_timeout' : 'lookup_failed' });
-        log.warn({ error: result.error }, 'values lookup failed; admitting without a digest');
+        log.warn({ err: result.error }, 'values lookup failed; admitting without a digest');
       }
       digest = result;
     }

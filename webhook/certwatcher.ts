@@ -139,7 +139,7 @@ export class CertWatcher {
     const check = validatePair(cert, key);
     if (!check.ok) {
       // Also the normal transient state while a writer replaces the two files one after the other.
-      this.log.warn({ error: check.error }, 'invalid certificate pair; keeping the loaded pair');
+      this.log.warn({ err: check.error }, 'invalid certificate pair; keeping the loaded pair');
       this.o.onInvalid?.(check.error);
       return;
     }

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCA, issueCertificate, type KeyPair } from '../src/tls/certs.ts';
+import { sleep } from '../src/util/sleep.ts';
 import { testLogger } from '../test/support/log.ts';
 import { memoryLookup, writeAtomicWriterLayout } from '../test/support/webhook.ts';
 import { BODY_LIMIT, startWebhookServer, type WebhookConfig, type WebhookServer } from './server.ts';
@@ -46,7 +47,7 @@ async function eventually(fn: () => Promise<boolean> | boolean, timeoutMs = 5000
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 

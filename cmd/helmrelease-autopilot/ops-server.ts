@@ -2,6 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { errorMessage } from '../../src/util/errors.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -39,7 +40,7 @@ export async function startOpsServer(options: {
       const registry = options.registry;
       registry.metrics().then(
         (text) => send(200, text, registry.contentType),
-        (err: Error) => send(500, `${err.message}\n`),
+        (err: unknown) => send(500, `${errorMessage(err)}\n`),
       );
       return;
     }

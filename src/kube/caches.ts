@@ -88,7 +88,7 @@ export function createCaches(o: CachesOptions): OperatorCaches {
         return parsed.value;
       }
       const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : {};
-      log.warn({ namespace: meta.namespace, name: meta.name, error: parsed.error }, 'HelmRelease not cached');
+      log.warn({ namespace: meta.namespace, name: meta.name, err: parsed.error }, 'HelmRelease not cached');
       return undefined;
     },
   });

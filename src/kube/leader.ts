@@ -6,6 +6,7 @@
 // candidates cannot both win.
 
 import type { Logger } from '../log.ts';
+import { errorMessage } from '../util/errors.ts';
 import { isObject, num, str } from '../util/narrow.ts';
 import { sleep } from '../util/sleep.ts';
 import { ApiError, isNotFound, type KubeClient } from './client.ts';
@@ -104,7 +105,7 @@ export class LeaderElector {
       try {
         outcome = await this.tryAcquireOrRenew();
       } catch (err) {
-        this.o.log.warn({ err: (err as Error).message, lease: this.o.name }, 'lease request failed');
+        this.o.log.warn({ err: errorMessage(err), lease: this.o.name }, 'lease request failed');
       }
       if (this.stopped) break;
       if (outcome === 'held') {
@@ -231,7 +232,7 @@ export class LeaderElector {
       });
       this.o.log.info({ lease: this.o.name }, 'released the lease');
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'could not release the lease');
+      this.o.log.warn({ err: errorMessage(err) }, 'could not release the lease');
     }
   }
 }

@@ -7,6 +7,8 @@ import { inject } from 'vitest';
 import { ApiError, KubeClient } from '../../src/kube/client.ts';
 import { collectionPath, Namespaces } from '../../src/kube/resources.ts';
 import { issueCertificate } from '../../src/tls/certs.ts';
+import { errorMessage } from '../../src/util/errors.ts';
+import { sleep } from '../../src/util/sleep.ts';
 
 export function kubeconfigPath(): string {
   return inject('kubeconfig');
@@ -87,10 +89,10 @@ export async function eventually<T>(
     }
     if (Date.now() > deadline) {
       throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${errorMessage(last)}` : ''}`,
       );
     }
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }
 

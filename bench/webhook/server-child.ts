@@ -1,4 +1,5 @@
-// Child process of bench/webhook.ts: serves one TLS endpoint on 127.0.0.1 and prints {"port": n}.
+// Child process of the webhook benchmark (server-process.ts): serves one TLS endpoint on 127.0.0.1 and
+// prints {"port": n}.
 //   BENCH_SERVER=webhook   the real webhook server (startWebhookServer) over an in-memory ValuesLookup
 //   BENCH_SERVER=cluster   the real webhook server over the operator's caches of BENCH_KUBECONFIG
 //   BENCH_SERVER=bare      a bare fastify TLS endpoint answering a constant AdmissionReview
@@ -10,11 +11,12 @@ import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
-import { createCaches } from '../src/kube/caches.ts';
-import { KubeClient } from '../src/kube/client.ts';
-import { createLogger } from '../src/log.ts';
-import { memoryLookup } from '../test/support/webhook.ts';
-import { startWebhookServer } from '../webhook/server.ts';
+import { createCaches } from '../../src/kube/caches.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { createLogger } from '../../src/log.ts';
+import { errorMessage } from '../../src/util/errors.ts';
+import { memoryLookup } from '../../test/support/webhook.ts';
+import { startWebhookServer } from '../../webhook/server.ts';
 
 const mode = process.env.BENCH_SERVER ?? 'webhook';
 const certDir = process.env.BENCH_CERT_DIR ?? '';
@@ -97,7 +99,7 @@ main().then(
     });
   },
   (err: unknown) => {
-    process.stderr.write(`bench server failed: ${String(err)}\n`);
+    process.stderr.write(`bench server failed: ${errorMessage(err)}\n`);
     process.exit(1);
   },
 );

@@ -1,11 +1,12 @@
-// The trigger operator as a child process of bench/triggers.ts, so its RSS and start-up are its own.
+// The trigger operator as a child process of the trigger benchmark (operator-process.ts), so its RSS and
+// start-up are its own.
 // Settings come from the environment; it reports JSON lines on stdout and exits when stdin closes.
 import { Registry } from 'prom-client';
-import { startTriggerController } from '../controller/triggers/controller.ts';
-import { createCaches } from '../src/kube/caches.ts';
-import { KubeClient } from '../src/kube/client.ts';
-import { loadKubeConfig } from '../src/kube/kubeconfig.ts';
-import { createLogger } from '../src/log.ts';
+import { startTriggerController } from '../../controller/triggers/controller.ts';
+import { createCaches } from '../../src/kube/caches.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
+import { createLogger } from '../../src/log.ts';
 
 const env = process.env;
 const t0 = performance.now();

@@ -10,16 +10,16 @@ import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
 import type { Cached } from '../../src/kube/informer.ts';
+import { skipBeforeLookup } from '../../src/triggers/decide.ts';
+import { linkTargets, sourceId } from '../../src/triggers/links.ts';
+import { tokenSource } from '../../src/triggers/token.ts';
+import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from '../../src/triggers/warmup.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
-import { skipBeforeLookup } from './decide.ts';
 import { TriggerIndex } from './index.ts';
-import { linkTargets, sourceId } from './links.ts';
 import { createTriggerMetrics } from './metrics.ts';
 import { createReconciler, ObservedChanges, TriggerError } from './reconciler.ts';
-import { tokenSource } from './token.ts';
-import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from './warmup.ts';
 
 export type TriggerConfig = Pick<
   Config,

@@ -8,20 +8,20 @@ import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.t
 import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Flux } from '../../src/names.ts';
-import type { Clock } from '../../src/util/clock.ts';
-import { errorMessage } from '../../src/util/errors.ts';
-import { shortDigest } from '../../src/values/digest.ts';
-import { digestOfRelease } from '../../src/values/lookup.ts';
-import type { TokenBucket } from '../queue.ts';
 import {
   decideTrigger,
   MISSING_LINK,
   parseLinkDigests,
   skipBeforeLookup,
   type TriggerDecision,
-} from './decide.ts';
+} from '../../src/triggers/decide.ts';
+import { parseSourceId, type SourceId, sourceAllowed } from '../../src/triggers/links.ts';
+import type { Clock } from '../../src/util/clock.ts';
+import { errorMessage } from '../../src/util/errors.ts';
+import { shortDigest } from '../../src/values/digest.ts';
+import { digestOfRelease } from '../../src/values/lookup.ts';
+import type { TokenBucket } from '../queue.ts';
 import type { TriggerIndex } from './index.ts';
-import { parseSourceId, type SourceId, sourceAllowed } from './links.ts';
 import type { TriggerMetrics } from './metrics.ts';
 
 export interface ReconcilerDeps {

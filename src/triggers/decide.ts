@@ -2,10 +2,10 @@
 // skip it, backfill our stamp without a reconcile, or trigger it with one merge patch. The patch carries
 // metadata.resourceVersion as a precondition: a digest computed from a release that has changed since it
 // was read is never written (the API server answers 409 and the key is reconciled again).
-import { desiredStamp, isOptedOut } from '../../src/admission/stamp.ts';
-import type { HelmRelease } from '../../src/flux/helmrelease.ts';
-import { type MapChanges, type MergePatch, mapChanges } from '../../src/kube/patch.ts';
-import { Annotations, Flux, Labels } from '../../src/names.ts';
+import { desiredStamp, isOptedOut } from '../admission/stamp.ts';
+import type { HelmRelease } from '../flux/helmrelease.ts';
+import { type MapChanges, type MergePatch, mapChanges } from '../kube/patch.ts';
+import { Annotations, Flux, Labels } from '../names.ts';
 import type { SourceId } from './links.ts';
 
 export interface TriggerInput {

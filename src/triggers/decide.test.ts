@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { HelmRelease } from '../../src/flux/helmrelease.ts';
-import { Annotations, Flux, Labels } from '../../src/names.ts';
+import type { HelmRelease } from '../flux/helmrelease.ts';
+import { Annotations, Flux, Labels } from '../names.ts';
 import {
   decideTrigger,
   formatLinkDigests,

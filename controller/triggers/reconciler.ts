@@ -21,6 +21,7 @@ import { errorMessage } from '../../src/util/errors.ts';
 import { shortDigest } from '../../src/values/digest.ts';
 import { digestOfRelease } from '../../src/values/lookup.ts';
 import type { TokenBucket } from '../queue.ts';
+import { TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
 import type { TriggerMetrics } from './metrics.ts';
 
@@ -151,12 +152,13 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
       },
       'release triggered',
     );
-    void d.events.emit(releaseTarget(hr), {
-      type: 'Normal',
-      reason: decision.reason === 'values-changed' ? 'ValuesChanged' : 'LinkedSourceChanged',
-      action: 'Trigger',
-      note: triggerNote(decision, seen?.sources, token ?? ''),
-    });
+    const sources = [...(seen?.sources ?? [])];
+    void d.events.emit(
+      releaseTarget(hr),
+      decision.reason === 'values-changed'
+        ? TriggerEvents.valuesChanged(sources, decision.oldDigest, decision.newDigest, token ?? '')
+        : TriggerEvents.linkedSourceChanged(decision.changedLinks, token ?? ''),
+    );
     return undefined;
   };
 
@@ -201,12 +203,7 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
     );
     void d.events.emit(
       { apiVersion: 'v1', kind: src.kind, namespace: src.namespace, name: src.name, uid: '' },
-      {
-        type: 'Warning',
-        reason: 'LinkRefused',
-        action: 'Trigger',
-        note: `HelmRelease ${hr.metadata.namespace}/${hr.metadata.name} does not allow sources from namespace ${src.namespace}; add it to its ${Annotations.allowSourceNamespaces} annotation to allow this link.`,
-      },
+      TriggerEvents.linkRefused(hr.metadata, src.namespace),
     );
   }
 
@@ -237,24 +234,15 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
       },
       'release would be triggered (notify-only)',
     );
-    void d.events.emit(releaseTarget(hr), {
-      type: 'Normal',
-      reason: decision.reason === 'values-changed' ? 'ValuesChanged' : 'LinkedSourceChanged',
-      action: 'Notify',
-      note: `${triggerNote(decision, seen?.sources, '')} (notify-only: nothing was written)`,
-    });
+    void d.events.emit(
+      releaseTarget(hr),
+      decision.reason === 'values-changed'
+        ? TriggerEvents.valuesChangedNotify(
+            [...(seen?.sources ?? [])],
+            decision.oldDigest,
+            decision.newDigest,
+          )
+        : TriggerEvents.linkedSourceChangedNotify(decision.changedLinks),
+    );
   }
-}
-
-/** Which source, old and new digest prefixes; never data. */
-function triggerNote(
-  decision: Extract<TriggerDecision, { action: 'trigger' }>,
-  sources: ReadonlySet<SourceId> | undefined,
-  token: string,
-): string {
-  const what =
-    decision.reason === 'values-changed'
-      ? `valuesFrom data changed${sources && sources.size > 0 ? ` (${[...sources].sort().join(', ')})` : ''}: digest ${shortDigest(decision.oldDigest)} -> ${shortDigest(decision.newDigest)}`
-      : `linked ${decision.changedLinks.join(', ')} changed`;
-  return token ? `${what}; requested a reconcile (${Flux.requestedAt}=${token})` : what;
 }

@@ -19,7 +19,7 @@ import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
 import { TriggerIndex } from './index.ts';
 import { createTriggerMetrics } from './metrics.ts';
-import { createReconciler, ObservedChanges, TriggerError } from './reconciler.ts';
+import { ObservedChanges, TriggerError, TriggerReconciler } from './reconciler.ts';
 
 export type TriggerConfig = Pick<
   Config,
@@ -82,7 +82,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     },
   });
   const metrics = createTriggerMetrics(o.registry, () => queue.depth);
-  handle = createReconciler({
+  const reconciler = new TriggerReconciler({
     client: o.client,
     caches: o.caches,
     index,
@@ -103,6 +103,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     force: o.config.force,
     notifyOnly: o.config['notify-only'],
   });
+  handle = (key) => reconciler.reconcile(key);
 
   const enqueue = (key: string, source?: string) => {
     if (stopped) return;

@@ -62,6 +62,7 @@ export interface TriggerDecision {
   refused: SourceId[];
 }
 
+/** One action for the release, and the links it refuses (told for releases past the early skips only). */
 export function decideTrigger(input: TriggerInput, options: TriggerOptions): TriggerDecision {
   const early = skipBeforeLookup(input.hr);
   if (early) return { action: { action: 'skip', reason: early }, refused: [] };

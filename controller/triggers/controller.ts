@@ -195,6 +195,7 @@ function sourceInformers(caches: OperatorCaches): [ValuesSourceKind, Informer<So
   ];
 }
 
+/** Source events: see onSourceEvent. */
 function watchSources(w: Wiring): (() => void)[] {
   return sourceInformers(w.caches).map(([kind, informer]) =>
     informer.on({
@@ -212,7 +213,7 @@ function onSourceEvent(w: Wiring, kind: ValuesSourceKind, c: Cached<SourceMeta>,
   const before = w.index.setLinks(kind, c.namespace, c.name, targets);
   const id = sourceId(kind, c.namespace, c.name);
   for (const key of [...w.index.releasesOf(kind, c.namespace, c.name), ...before]) {
-    if (w.stopped() || !w.inScope(parseReleaseKey(key).namespace)) continue;
+    if (!w.inScope(parseReleaseKey(key).namespace)) continue;
     w.observed.note(key, w.clock.now(), id);
     w.queue.add(key);
   }

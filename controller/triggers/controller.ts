@@ -5,21 +5,26 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../src/config.ts';
-import { type HelmRelease, releaseKey, type ValuesSourceKind } from '../../src/flux/helmrelease.ts';
+import {
+  type HelmRelease,
+  parseReleaseKey,
+  releaseKey,
+  type ValuesSourceKind,
+} from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
-import type { Cached } from '../../src/kube/informer.ts';
+import type { Cached, Informer } from '../../src/kube/informer.ts';
+import { skipBeforeLookup } from '../../src/triggers/decide.ts';
+import { linkTargets, sourceId } from '../../src/triggers/links.ts';
+import { tokenSource } from '../../src/triggers/token.ts';
+import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from '../../src/triggers/warmup.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
-import { skipBeforeLookup } from './decide.ts';
 import { TriggerIndex } from './index.ts';
-import { linkTargets, sourceId } from './links.ts';
-import { createTriggerMetrics } from './metrics.ts';
-import { createReconciler, ObservedChanges, TriggerError } from './reconciler.ts';
-import { tokenSource } from './token.ts';
-import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from './warmup.ts';
+import { createTriggerMetrics, type TriggerMetrics } from './metrics.ts';
+import { ObservedChanges, type ReconcilerDeps, TriggerError, TriggerReconciler } from './reconciler.ts';
 
 export type TriggerConfig = Pick<
   Config,
@@ -56,184 +61,59 @@ export interface TriggerController {
   stop(): Promise<void>;
 }
 
+/** The reportingController of our events. */
+const EVENTS_CONTROLLER = 'helmrelease-autopilot.dev/triggers';
+/** LISTs the warm-up runs at once. */
+const WARMUP_LISTS_AT_ONCE = 2;
+
+/** What the event handlers, the seeding and the start-up share. */
+interface Wiring {
+  caches: OperatorCaches;
+  index: TriggerIndex;
+  queue: WorkQueue;
+  observed: ObservedChanges;
+  clock: Clock;
+  log: Logger;
+  inScope: (namespace: string) => boolean;
+  /** --compat-trigger-operator: helmrelease-trigger-operator's link annotations count too. */
+  compat: boolean;
+  stopped: () => boolean;
+}
+
 export function startTriggerController(o: TriggerControllerOptions): TriggerController {
   const clock = o.clock ?? systemClock;
   const log = o.logger.child({ controller: 'triggers' });
-  const inScope = o.inScope ?? (() => true);
-  const compat = o.config['compat-trigger-operator'];
+  const lifecycle = new AbortController();
+  const stopped = () => lifecycle.signal.aborted;
   const index = new TriggerIndex();
   const observed = new ObservedChanges();
-  let stopped = false;
-  let synced = false;
-
-  // The queue's handler is bound below, once the reconciler (which needs the metrics) exists.
-  let handle: (key: string) => Promise<undefined> = async () => undefined;
-  const queue = new WorkQueue((key) => handle(key), {
+  // The gauge reads the queue's depth only when scraped, after the queue below exists.
+  const metrics = createTriggerMetrics(o.registry, () => queue.depth);
+  const reconciler = newReconciler(o, { clock, logger: log, index, observed, metrics, stopped });
+  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: o.config.concurrency,
     debounceMs: o.config.debounce,
     backoff: o.backoff ?? { baseMs: 100, maxMs: 60_000 },
     clock,
-    onError: (key, err, retryInMs) => {
-      const type = err instanceof TriggerError ? err.type : 'patch';
-      metrics.errors.inc({ type });
-      const fields = { key, retryInMs, err: errorMessage(err) };
-      if (type === 'conflict') log.debug(fields, 'release changed while being reconciled: retrying');
-      else log.warn(fields, 'trigger reconcile failed: retrying');
-    },
+    onError: reportFailure(metrics, log),
   });
-  const metrics = createTriggerMetrics(o.registry, () => queue.depth);
-  handle = createReconciler({
-    client: o.client,
+  const w: Wiring = {
     caches: o.caches,
     index,
-    events:
-      o.events ??
-      createEventRecorder({
-        client: o.client,
-        logger: log,
-        controller: 'helmrelease-autopilot.dev/triggers',
-      }),
-    metrics,
-    logger: log,
-    clock,
-    writes: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
-    stopped: () => stopped,
-    nextToken: tokenSource(clock),
+    queue,
     observed,
-    force: o.config.force,
-    notifyOnly: o.config['notify-only'],
-  });
-
-  const enqueue = (key: string, source?: string) => {
-    if (stopped) return;
-    const ns = key.slice(0, key.indexOf('/'));
-    if (!inScope(ns)) return;
-    observed.note(key, clock.now(), source);
-    queue.add(key);
+    clock,
+    log,
+    inScope: o.inScope ?? (() => true),
+    compat: o.config['compat-trigger-operator'],
+    stopped,
   };
-
-  const indexRelease = (c: Cached<HelmRelease>) => index.setRelease(c.namespace, c.name, c.value.valuesFrom);
-  const handlers: (() => void)[] = [];
-  handlers.push(
-    o.caches.helmReleases.on({
-      add: (c) => {
-        if (stopped) return;
-        indexRelease(c);
-        if (inScope(c.namespace)) queue.add(releaseKey(c.namespace, c.name));
-      },
-      update: (old, c) => {
-        if (stopped) return;
-        indexRelease(c);
-        // Status-only updates (Flux reports progress) cannot change the decision.
-        if (inScope(c.namespace) && decisionInputsDiffer(old.value, c.value))
-          queue.add(releaseKey(c.namespace, c.name));
-      },
-      delete: (c) => {
-        if (stopped) return;
-        index.deleteRelease(c.namespace, c.name);
-        observed.take(releaseKey(c.namespace, c.name));
-      },
-    }),
-  );
-
-  const onSource = (kind: ValuesSourceKind, c: Cached<SourceMeta>, deleted: boolean) => {
-    if (stopped) return;
-    const before = index.setLinks(
-      kind,
-      c.namespace,
-      c.name,
-      deleted ? [] : linkTargets(c.namespace, c.value.links, compat),
-    );
-    const id = sourceId(kind, c.namespace, c.name);
-    for (const key of index.releasesOf(kind, c.namespace, c.name)) enqueue(key, id);
-    for (const key of before) enqueue(key, id);
-  };
-  for (const [kind, informer] of [
-    ['ConfigMap', o.caches.configMaps],
-    ['Secret', o.caches.secrets],
-  ] as const) {
-    handlers.push(
-      informer.on({
-        add: (c) => onSource(kind, c, false),
-        update: (_old, c) => onSource(kind, c, false),
-        delete: (c) => onSource(kind, c, true),
-      }),
-    );
-  }
-
-  const seed = () => {
-    for (const c of o.caches.helmReleases.list()) indexRelease(c);
-    for (const [kind, informer] of [
-      ['ConfigMap', o.caches.configMaps],
-      ['Secret', o.caches.secrets],
-    ] as const) {
-      for (const c of informer.list()) {
-        if (Object.keys(c.value.links).length === 0) continue;
-        index.setLinks(kind, c.namespace, c.name, linkTargets(c.namespace, c.value.links, compat));
-      }
-    }
-  };
-  seed();
-
-  /** Best effort: whatever a LIST does not load, the reconciles GET. */
-  const warmUp = async () => {
-    const t0 = clock.now();
-    const listed = new Map<string, number>();
-    for (const [kind, informer] of [
-      ['ConfigMap', o.caches.configMaps],
-      ['Secret', o.caches.secrets],
-    ] as const) {
-      for (const c of informer.list()) {
-        if (kind === 'Secret' && c.name.startsWith(HELM_SECRET_PREFIX)) continue;
-        const k = `${kind}/${c.namespace}`;
-        listed.set(k, (listed.get(k) ?? 0) + 1);
-      }
-    }
-    const releases = [...o.caches.helmReleases.list()]
-      .filter((c) => inScope(c.namespace) && !skipBeforeLookup(c.value))
-      .map((c) => c.value);
-    const groups = planWarmup(releases, (kind, ns) => listed.get(`${kind}/${ns}`) ?? 0);
-    let kept = 0;
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(2, groups.length) }, async () => {
-        while (next < groups.length && !stopped) {
-          const g = groups[next++] as WarmupGroup;
-          try {
-            kept += await o.caches.values.prefetch(g.kind, g.namespace, g.wanted, g.labelSelector);
-          } catch (err) {
-            log.warn(
-              { kind: g.kind, namespace: g.namespace, err: errorMessage(err) },
-              'warm-up LIST failed: GETs instead',
-            );
-          }
-        }
-      }),
-    );
-    if (groups.length > 0)
-      log.info({ lists: groups.length, objects: kept, ms: clock.now() - t0 }, 'values warmed up');
-  };
-
-  let onStop: () => void = () => {};
-  const stopping = new Promise<void>((resolve) => {
-    onStop = resolve;
-  });
-  const started = (async () => {
-    await Promise.race([o.caches.waitForSync(), stopping]);
-    if (stopped) return;
-    seed();
-    await warmUp();
-    if (stopped) return;
-    let n = 0;
-    for (const c of o.caches.helmReleases.list()) {
-      if (!inScope(c.namespace)) continue;
-      queue.addAfter(releaseKey(c.namespace, c.name), 0);
-      n++;
-    }
+  const handlers = [watchReleases(w), ...watchSources(w)];
+  seedIndex(w);
+  let synced = false;
+  const started = startAfterSync(w, lifecycle.signal, () => {
     synced = true;
-    queue.start();
-    log.info({ enqueued: n, ...index.stats }, 'trigger controller started: every release enqueued once');
-  })();
+  });
 
   return {
     hasSynced: () => synced,
@@ -242,13 +122,185 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
       await queue.whenIdle();
     },
     stop: async () => {
-      stopped = true;
+      lifecycle.abort();
       for (const off of handlers.splice(0)) off();
-      onStop();
       await started;
       await queue.stop();
     },
   };
+}
+
+/** The reconciler, with the options' recorder, write limiter and flags (or defaults). */
+function newReconciler(
+  o: TriggerControllerOptions,
+  shared: Pick<ReconcilerDeps, 'clock' | 'logger' | 'index' | 'observed' | 'metrics' | 'stopped'>,
+): TriggerReconciler {
+  const { clock, logger } = shared;
+  return new TriggerReconciler({
+    ...shared,
+    client: o.client,
+    caches: o.caches,
+    events: o.events ?? createEventRecorder({ client: o.client, logger, controller: EVENTS_CONTROLLER }),
+    writes: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
+    nextToken: tokenSource(clock),
+    force: o.config.force,
+    notifyOnly: o.config['notify-only'],
+  });
+}
+
+/** The queue's error callback: count by type; a conflict is routine (debug), anything else a warning. */
+function reportFailure(
+  metrics: TriggerMetrics,
+  log: Logger,
+): (key: string, err: unknown, retryInMs: number) => void {
+  return (key, err, retryInMs) => {
+    const type = err instanceof TriggerError ? err.type : 'patch';
+    metrics.errors.inc({ type });
+    const fields = { key, retryInMs, err: errorMessage(err) };
+    if (type === 'conflict') log.debug(fields, 'release changed while being reconciled: retrying');
+    else log.warn(fields, 'trigger reconcile failed: retrying');
+  };
+}
+
+/** Release events keep the index current and enqueue the release when what it is decided from changed. */
+function watchReleases(w: Wiring): () => void {
+  const indexRelease = (c: Cached<HelmRelease>) =>
+    w.index.setRelease(c.namespace, c.name, c.value.valuesFrom);
+  return w.caches.helmReleases.on({
+    add: (c) => {
+      if (w.stopped()) return;
+      indexRelease(c);
+      if (w.inScope(c.namespace)) w.queue.add(releaseKey(c.namespace, c.name));
+    },
+    update: (old, c) => {
+      if (w.stopped()) return;
+      indexRelease(c);
+      // Status-only updates (Flux reports progress) cannot change the decision.
+      if (w.inScope(c.namespace) && decisionInputsDiffer(old.value, c.value))
+        w.queue.add(releaseKey(c.namespace, c.name));
+    },
+    delete: (c) => {
+      if (w.stopped()) return;
+      w.index.deleteRelease(c.namespace, c.name);
+      w.observed.take(releaseKey(c.namespace, c.name));
+    },
+  });
+}
+
+/** The ConfigMap and Secret informers, by kind. */
+function sourceInformers(caches: OperatorCaches): [ValuesSourceKind, Informer<SourceMeta>][] {
+  return [
+    ['ConfigMap', caches.configMaps],
+    ['Secret', caches.secrets],
+  ];
+}
+
+/** Source events: see onSourceEvent. */
+function watchSources(w: Wiring): (() => void)[] {
+  return sourceInformers(w.caches).map(([kind, informer]) =>
+    informer.on({
+      add: (c) => onSourceEvent(w, kind, c, false),
+      update: (_old, c) => onSourceEvent(w, kind, c, false),
+      delete: (c) => onSourceEvent(w, kind, c, true),
+    }),
+  );
+}
+
+/** A source changed: its links are re-indexed, and every release it concerns, now or before, is enqueued. */
+function onSourceEvent(w: Wiring, kind: ValuesSourceKind, c: Cached<SourceMeta>, deleted: boolean): void {
+  if (w.stopped()) return;
+  const targets = deleted ? [] : linkTargets(c.namespace, c.value.links, w.compat);
+  const before = w.index.setLinks(kind, c.namespace, c.name, targets);
+  const id = sourceId(kind, c.namespace, c.name);
+  for (const key of [...w.index.releasesOf(kind, c.namespace, c.name), ...before]) {
+    if (!w.inScope(parseReleaseKey(key).namespace)) continue;
+    w.observed.note(key, w.clock.now(), id);
+    w.queue.add(key);
+  }
+}
+
+/** Indexes every cached release and every source with link annotations (again after the caches sync). */
+function seedIndex(w: Wiring): void {
+  for (const c of w.caches.helmReleases.list()) w.index.setRelease(c.namespace, c.name, c.value.valuesFrom);
+  for (const [kind, informer] of sourceInformers(w.caches)) {
+    for (const c of informer.list()) {
+      if (Object.keys(c.value.links).length === 0) continue;
+      w.index.setLinks(kind, c.namespace, c.name, linkTargets(c.namespace, c.value.links, w.compat));
+    }
+  }
+}
+
+/** After the caches sync: seed the index, warm the values up, and enqueue every release in scope once. */
+async function startAfterSync(w: Wiring, stopping: AbortSignal, onSynced: () => void): Promise<void> {
+  await Promise.race([w.caches.waitForSync(), aborted(stopping)]);
+  if (w.stopped()) return;
+  seedIndex(w);
+  await warmUp(w);
+  if (w.stopped()) return;
+  let n = 0;
+  for (const c of w.caches.helmReleases.list()) {
+    if (!w.inScope(c.namespace)) continue;
+    w.queue.addAfter(releaseKey(c.namespace, c.name), 0);
+    n++;
+  }
+  onSynced();
+  w.queue.start();
+  w.log.info({ enqueued: n, ...w.index.stats }, 'trigger controller started: every release enqueued once');
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+/** Best effort: whatever a LIST does not load, the reconciles GET. The plan is pure (planWarmup). */
+async function warmUp(w: Wiring): Promise<void> {
+  const t0 = w.clock.now();
+  const listed = listedCounts(w.caches);
+  const releases = [...w.caches.helmReleases.list()]
+    .filter((c) => w.inScope(c.namespace) && !skipBeforeLookup(c.value))
+    .map((c) => c.value);
+  const groups = planWarmup(releases, (kind, ns) => listed.get(`${kind}/${ns}`) ?? 0);
+  const kept = await prefetchAll(w, groups);
+  if (groups.length > 0)
+    w.log.info({ lists: groups.length, objects: kept, ms: w.clock.now() - t0 }, 'values warmed up');
+}
+
+/** How many objects a LIST of each kind/namespace would return, Helm's release Secrets left out. */
+function listedCounts(caches: OperatorCaches): Map<string, number> {
+  const listed = new Map<string, number>();
+  for (const [kind, informer] of sourceInformers(caches)) {
+    for (const c of informer.list()) {
+      if (kind === 'Secret' && c.name.startsWith(HELM_SECRET_PREFIX)) continue;
+      const k = `${kind}/${c.namespace}`;
+      listed.set(k, (listed.get(k) ?? 0) + 1);
+    }
+  }
+  return listed;
+}
+
+/** Runs the planned LISTs, a few at a time, until done or stopped; returns how many objects were kept. */
+async function prefetchAll(w: Wiring, groups: readonly WarmupGroup[]): Promise<number> {
+  let kept = 0;
+  let next = 0;
+  const worker = async () => {
+    while (!w.stopped()) {
+      const g = groups[next++];
+      if (!g) return;
+      try {
+        kept += await w.caches.values.prefetch(g.kind, g.namespace, g.wanted, g.labelSelector);
+      } catch (err) {
+        w.log.warn(
+          { kind: g.kind, namespace: g.namespace, err: errorMessage(err) },
+          'warm-up LIST failed: GETs instead',
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WARMUP_LISTS_AT_ONCE, groups.length) }, worker));
+  return kept;
 }
 
 /** Whether an update of a release can change what decideTrigger answers. */

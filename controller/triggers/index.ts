@@ -3,7 +3,7 @@
 // finds its releases without scanning every HelmRelease.
 import type { ValuesReference, ValuesSourceKind } from '../../src/flux/helmrelease.ts';
 import { releaseKey } from '../../src/flux/helmrelease.ts';
-import { type LinkTarget, type SourceId, sourceId } from './links.ts';
+import { type LinkTarget, type SourceId, sourceId } from '../../src/triggers/links.ts';
 
 /** A many-to-many relation with both directions indexed. */
 class Relation {

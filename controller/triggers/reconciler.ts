@@ -1,27 +1,33 @@
-// Reconcile one release by key: re-read it from the cache, compute the current digests of what it consumes,
-// let decideTrigger choose, and carry out the one write (or, in notify-only mode, only tell). Events and
-// metrics describe what was done; Secret data never leaves the values store (digests only).
+// Reconcile one release by key, in three steps: gather (re-read it from the cache, compute the digest of the
+// values it consumes and the state of every source that links to it), decide (decideTrigger, pure), act
+// (the one write or, in notify-only mode, only tell). Events and metrics describe what was done; Secret data
+// never leaves the values store (digests only).
 import type { Logger } from 'pino';
-import type { HelmRelease } from '../../src/flux/helmrelease.ts';
-import type { OperatorCaches } from '../../src/kube/caches.ts';
+import { type HelmRelease, parseReleaseKey } from '../../src/flux/helmrelease.ts';
+import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.ts';
 import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
+import type { Cached } from '../../src/kube/informer.ts';
+import type { MergePatch } from '../../src/kube/patch.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Flux } from '../../src/names.ts';
+import {
+  decideTrigger,
+  type LinkSourceState,
+  recordedLinks,
+  type SkipReason,
+  skipBeforeLookup,
+  type TriggerAction,
+  type TriggerInput,
+} from '../../src/triggers/decide.ts';
+import { parseSourceId, type SourceId, sourceAllowed } from '../../src/triggers/links.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { shortDigest } from '../../src/values/digest.ts';
 import { digestOfRelease } from '../../src/values/lookup.ts';
 import type { TokenBucket } from '../queue.ts';
-import {
-  decideTrigger,
-  MISSING_LINK,
-  parseLinkDigests,
-  skipBeforeLookup,
-  type TriggerDecision,
-} from './decide.ts';
+import { TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
-import { parseSourceId, type SourceId, sourceAllowed } from './links.ts';
 import type { TriggerMetrics } from './metrics.ts';
 
 export interface ReconcilerDeps {
@@ -69,61 +75,103 @@ export class ObservedChanges {
   }
 }
 
-export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<undefined> {
-  /** notify-only writes nothing, so remember what was announced to announce it once. */
-  const announced = new Map<string, string>();
-  /** Refused links counted once per source version and release. */
-  const refused = new Set<string>();
+type Trigger = Extract<TriggerAction, { action: 'trigger' }>;
+type Write = Exclude<TriggerAction, { action: 'skip' }>;
+type Seen = ReturnType<ObservedChanges['take']>;
 
-  return async (key) => {
-    const slash = key.indexOf('/');
-    const namespace = key.slice(0, slash);
-    const name = key.slice(slash + 1);
-    const log = d.logger.child({ namespace, name });
+export class TriggerReconciler {
+  private readonly d: ReconcilerDeps;
+  /** notify-only writes nothing, so remember what was announced to announce it once. */
+  private readonly announced = new Map<string, string>();
+  /** Refused links counted once per source version and release. */
+  private readonly refused = new Set<string>();
+
+  constructor(d: ReconcilerDeps) {
+    this.d = d;
+  }
+
+  async reconcile(key: string): Promise<undefined> {
+    const { namespace, name } = parseReleaseKey(key);
+    const log = this.d.logger.child({ namespace, name });
     // The write token first: the release is read after any wait for it, so the patch's resourceVersion
     // precondition is as fresh as it can be (a read before a long wait would end in a 409).
-    if (!d.notifyOnly) await d.writes.take();
-    if (d.stopped()) return undefined;
-    const cached = d.caches.helmReleases.get(namespace, name);
-    if (!cached) {
-      d.observed.take(key);
-      announced.delete(key);
+    if (!this.d.notifyOnly) await this.d.writes.take();
+    if (this.d.stopped()) return undefined;
+    const hr = this.d.caches.helmReleases.get(namespace, name)?.value;
+    if (!hr) {
+      this.d.observed.take(key);
+      this.announced.delete(key);
       return undefined;
     }
-    const hr = cached.value;
     const early = skipBeforeLookup(hr);
-    if (early) {
-      d.observed.take(key);
-      d.metrics.skips.inc({ reason: early });
-      log.debug({ reason: early }, 'release skipped');
-      return undefined;
-    }
-    let valuesDigest: string | undefined;
-    let links: Record<SourceId, string>;
+    if (early) return this.skipped(key, early, log);
+    const input = await this.gather(hr);
+    const { action, refused } = decideTrigger(input, { force: this.d.force, token: this.d.nextToken() });
+    for (const id of refused) this.tellRefused(hr, id, log);
+    return this.act(key, input, action, log);
+  }
+
+  /** The one input of the decision; any failed lookup is a TriggerError('lookup') the queue retries. */
+  private async gather(hr: HelmRelease): Promise<TriggerInput> {
     try {
-      valuesDigest = hr.valuesFrom.length > 0 ? await digestOfRelease(d.caches.values, hr) : undefined;
-      links = await linkDigests(hr);
+      const valuesDigest =
+        hr.valuesFrom.length > 0 ? await digestOfRelease(this.d.caches.values, hr) : undefined;
+      return { hr, valuesDigest, links: await this.linkSources(hr) };
     } catch (err) {
       throw new TriggerError('lookup', `values lookup failed: ${errorMessage(err)}`, { cause: err });
     }
-    const decision = decideTrigger({ hr, valuesDigest, links }, { force: d.force, token: d.nextToken() });
-    if (decision.action === 'skip') {
-      d.observed.take(key);
-      d.metrics.skips.inc({ reason: decision.reason });
-      log.debug({ reason: decision.reason }, 'release skipped');
-      return undefined;
+  }
+
+  /** The state of every source that links to the release now, or is recorded on it. */
+  private async linkSources(hr: HelmRelease): Promise<Record<SourceId, LinkSourceState>> {
+    const { namespace, name, annotations } = hr.metadata;
+    const out: Record<SourceId, LinkSourceState> = {};
+    for (const id of this.d.index.linkedSources(namespace, name)) {
+      const src = parseSourceId(id);
+      if (!sourceAllowed(namespace, annotations, src.namespace)) {
+        out[id] = { state: 'refused' };
+        continue;
+      }
+      const digest = await this.d.caches.values.dataDigest(src.kind, src.namespace, src.name);
+      out[id] = digest === null ? { state: 'gone' } : { state: 'linked', digest };
     }
-    if (d.notifyOnly) {
-      notify(key, hr, decision, log);
-      return undefined;
+    for (const id of recordedLinks(hr)) {
+      if (!(id in out)) out[id] = this.sourceMeta(id) ? { state: 'unlinked' } : { state: 'gone' };
     }
+    return out;
+  }
+
+  private async act(key: string, input: TriggerInput, a: TriggerAction, log: Logger): Promise<undefined> {
+    if (a.action === 'skip') return this.skipped(key, a.reason, log);
+    if (this.d.notifyOnly) return this.notify(key, input.hr, a, log);
+    if (!(await this.write(key, input.hr, a.patch, log))) return undefined;
+    const seen = this.d.observed.take(key);
+    if (a.action === 'trigger') return this.triggered(input.hr, a, seen, log);
+    this.d.metrics.backfills.inc({ reason: a.reason });
+    log.info({ reason: a.reason, digest: shortDigest(input.valuesDigest) }, 'stamp backfilled');
+    return undefined;
+  }
+
+  private skipped(key: string, reason: SkipReason, log: Logger): undefined {
+    this.d.observed.take(key);
+    this.d.metrics.skips.inc({ reason });
+    log.debug({ reason }, 'release skipped');
+    return undefined;
+  }
+
+  /** One conditional merge patch; false when the release is gone. A 409 throws: the queue reconciles again. */
+  private async write(key: string, hr: HelmRelease, patch: MergePatch, log: Logger): Promise<boolean> {
     try {
-      await d.client.mergePatch(objectPath(HelmReleases, namespace, name), decision.patch);
+      await this.d.client.mergePatch(
+        objectPath(HelmReleases, hr.metadata.namespace, hr.metadata.name),
+        patch,
+      );
+      return true;
     } catch (err) {
       if (isNotFound(err)) {
-        d.observed.take(key);
+        this.d.observed.take(key);
         log.debug('release deleted before the patch: nothing to trigger');
-        return undefined;
+        return false;
       }
       if (isConflict(err)) {
         // The release changed after it was read: reconcile again from the newer copy.
@@ -131,130 +179,78 @@ export function createReconciler(d: ReconcilerDeps): (key: string) => Promise<un
       }
       throw new TriggerError('patch', `patch failed: ${errorMessage(err)}`, { cause: err });
     }
-    const seen = d.observed.take(key);
-    if (decision.action === 'backfill') {
-      d.metrics.backfills.inc({ reason: decision.reason });
-      log.info({ reason: decision.reason, digest: shortDigest(valuesDigest) }, 'stamp backfilled');
-      return undefined;
-    }
-    if (seen) d.metrics.latency.observe((d.clock.now() - seen.at) / 1000);
-    d.metrics.triggers.inc({ reason: decision.reason });
-    const token = decision.patch.metadata.annotations[Flux.requestedAt];
+  }
+
+  private triggered(hr: HelmRelease, a: Trigger, seen: Seen, log: Logger): undefined {
+    if (seen) this.d.metrics.latency.observe((this.d.clock.now() - seen.at) / 1000);
+    this.d.metrics.triggers.inc({ reason: a.reason });
+    const token = a.patch.metadata.annotations[Flux.requestedAt];
+    const sources = [...(seen?.sources ?? [])];
     log.info(
       {
-        reason: decision.reason,
-        oldDigest: shortDigest(decision.oldDigest),
-        newDigest: shortDigest(decision.newDigest),
-        sources: [...(seen?.sources ?? []), ...decision.changedLinks],
+        reason: a.reason,
+        oldDigest: shortDigest(a.oldDigest),
+        newDigest: shortDigest(a.newDigest),
+        sources: [...sources, ...a.changedLinks],
         requestedAt: token,
-        forced: Flux.forceAt in decision.patch.metadata.annotations,
+        forced: Flux.forceAt in a.patch.metadata.annotations,
       },
       'release triggered',
     );
-    void d.events.emit(releaseTarget(hr), {
-      type: 'Normal',
-      reason: decision.reason === 'values-changed' ? 'ValuesChanged' : 'LinkedSourceChanged',
-      action: 'Trigger',
-      note: triggerNote(decision, seen?.sources, token ?? ''),
-    });
+    void this.d.events.emit(
+      releaseTarget(hr),
+      a.reason === 'values-changed'
+        ? TriggerEvents.valuesChanged(sources, a.oldDigest, a.newDigest, token ?? '')
+        : TriggerEvents.linkedSourceChanged(a.changedLinks, token ?? ''),
+    );
     return undefined;
-  };
-
-  /** Data digests of the linked sources this release allows; refusals are told on the source. */
-  async function linkDigests(hr: HelmRelease): Promise<Record<SourceId, string>> {
-    const { namespace, name } = hr.metadata;
-    const out: Record<SourceId, string> = {};
-    const linked = d.index.linkedSources(namespace, name);
-    for (const id of linked) {
-      const src = parseSourceId(id);
-      if (!sourceAllowed(namespace, hr.metadata.annotations, src.namespace)) {
-        refuse(hr, id);
-        continue;
-      }
-      const digest = await d.caches.values.dataDigest(src.kind, src.namespace, src.name);
-      out[id] = digest ?? MISSING_LINK;
-    }
-    // A recorded source that is gone keeps a tombstone: deleting it is a change, and so is its return
-    // (kubectl replace --force, secret managers that recreate). One that exists but no longer links is dropped.
-    const stored = parseLinkDigests(hr.metadata.annotations[Annotations.linkDigests]);
-    for (const id of Object.keys(stored)) {
-      if (id in out || linked.includes(id)) continue;
-      const src = parseSourceId(id);
-      const informer = src.kind === 'ConfigMap' ? d.caches.configMaps : d.caches.secrets;
-      if (!informer.get(src.namespace, src.name)) out[id] = MISSING_LINK;
-    }
-    return out;
   }
 
-  function refuse(hr: HelmRelease, id: SourceId): void {
-    const src = parseSourceId(id);
-    const informer = src.kind === 'ConfigMap' ? d.caches.configMaps : d.caches.secrets;
-    const rv = informer.get(src.namespace, src.name)?.resourceVersion ?? '';
-    const k = `${id}@${rv}>${hr.metadata.namespace}/${hr.metadata.name}`;
-    if (refused.has(k)) return;
-    if (refused.size > 10_000) refused.clear();
-    refused.add(k);
-    d.metrics.refusedLinks.inc();
-    d.logger.warn(
-      { source: id, namespace: hr.metadata.namespace, name: hr.metadata.name },
-      'cross-namespace link refused: the release does not allow the source namespace',
-    );
-    void d.events.emit(
-      { apiVersion: 'v1', kind: src.kind, namespace: src.namespace, name: src.name, uid: '' },
-      {
-        type: 'Warning',
-        reason: 'LinkRefused',
-        action: 'Trigger',
-        note: `HelmRelease ${hr.metadata.namespace}/${hr.metadata.name} does not allow sources from namespace ${src.namespace}; add it to its ${Annotations.allowSourceNamespaces} annotation to allow this link.`,
-      },
-    );
-  }
-
-  function notify(
-    key: string,
-    hr: HelmRelease,
-    decision: Exclude<TriggerDecision, { action: 'skip' }>,
-    log: Logger,
-  ) {
-    const seen = d.observed.take(key);
-    if (decision.action === 'backfill') {
-      d.metrics.skips.inc({ reason: 'notify-only' });
-      return;
+  /** notify-only: a trigger is told once per digest and link digests; a backfill is only counted. */
+  private notify(key: string, hr: HelmRelease, a: Write, log: Logger): undefined {
+    const seen = this.d.observed.take(key);
+    if (a.action === 'backfill') {
+      this.d.metrics.skips.inc({ reason: 'notify-only' });
+      return undefined;
     }
-    const signature = JSON.stringify([
-      decision.newDigest,
-      decision.patch.metadata.annotations[Annotations.linkDigests],
-    ]);
-    if (announced.get(key) === signature) return;
-    announced.set(key, signature);
-    if (seen) d.metrics.latency.observe((d.clock.now() - seen.at) / 1000);
-    d.metrics.triggers.inc({ reason: decision.reason });
+    const signature = JSON.stringify([a.newDigest, a.patch.metadata.annotations[Annotations.linkDigests]]);
+    if (this.announced.get(key) === signature) return undefined;
+    this.announced.set(key, signature);
+    if (seen) this.d.metrics.latency.observe((this.d.clock.now() - seen.at) / 1000);
+    this.d.metrics.triggers.inc({ reason: a.reason });
     log.info(
-      {
-        reason: decision.reason,
-        oldDigest: shortDigest(decision.oldDigest),
-        newDigest: shortDigest(decision.newDigest),
-      },
+      { reason: a.reason, oldDigest: shortDigest(a.oldDigest), newDigest: shortDigest(a.newDigest) },
       'release would be triggered (notify-only)',
     );
-    void d.events.emit(releaseTarget(hr), {
-      type: 'Normal',
-      reason: decision.reason === 'values-changed' ? 'ValuesChanged' : 'LinkedSourceChanged',
-      action: 'Notify',
-      note: `${triggerNote(decision, seen?.sources, '')} (notify-only: nothing was written)`,
-    });
+    void this.d.events.emit(
+      releaseTarget(hr),
+      a.reason === 'values-changed'
+        ? TriggerEvents.valuesChangedNotify([...(seen?.sources ?? [])], a.oldDigest, a.newDigest)
+        : TriggerEvents.linkedSourceChangedNotify(a.changedLinks),
+    );
+    return undefined;
   }
-}
 
-/** Which source, old and new digest prefixes; never data. */
-function triggerNote(
-  decision: Extract<TriggerDecision, { action: 'trigger' }>,
-  sources: ReadonlySet<SourceId> | undefined,
-  token: string,
-): string {
-  const what =
-    decision.reason === 'values-changed'
-      ? `valuesFrom data changed${sources && sources.size > 0 ? ` (${[...sources].sort().join(', ')})` : ''}: digest ${shortDigest(decision.oldDigest)} -> ${shortDigest(decision.newDigest)}`
-      : `linked ${decision.changedLinks.join(', ')} changed`;
-  return token ? `${what}; requested a reconcile (${Flux.requestedAt}=${token})` : what;
+  /** A refused link is told on the source: a Warning event, a metric and a log line, once per source version. */
+  private tellRefused(hr: HelmRelease, id: SourceId, log: Logger): void {
+    const rv = this.sourceMeta(id)?.resourceVersion ?? '';
+    const k = `${id}@${rv}>${hr.metadata.namespace}/${hr.metadata.name}`;
+    if (this.refused.has(k)) return;
+    if (this.refused.size > 10_000) this.refused.clear();
+    this.refused.add(k);
+    this.d.metrics.refusedLinks.inc();
+    log.warn({ source: id }, 'cross-namespace link refused: the release does not allow the source namespace');
+    const src = parseSourceId(id);
+    void this.d.events.emit(
+      { apiVersion: 'v1', kind: src.kind, namespace: src.namespace, name: src.name, uid: '' },
+      TriggerEvents.linkRefused(hr.metadata, src.namespace),
+    );
+  }
+
+  /** A source from the metadata cache: whether it exists, and its resourceVersion. */
+  private sourceMeta(id: SourceId): Cached<SourceMeta> | undefined {
+    const src = parseSourceId(id);
+    const informer = src.kind === 'ConfigMap' ? this.d.caches.configMaps : this.d.caches.secrets;
+    return informer.get(src.namespace, src.name);
+  }
 }

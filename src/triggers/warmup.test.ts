@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HelmRelease, ValuesReference } from '../../src/flux/helmrelease.ts';
+import type { HelmRelease, ValuesReference } from '../flux/helmrelease.ts';
 import { HELM_SECRET_EXCLUDE_SELECTOR, planWarmup } from './warmup.ts';
 
 const ref = (kind: 'ConfigMap' | 'Secret', name: string, valuesKey = 'values.yaml'): ValuesReference => ({

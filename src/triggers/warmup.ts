@@ -3,7 +3,7 @@
 // of what a LIST would return, one paged LIST per namespace beats a GET per object (10,000 releases:
 // ~80 requests instead of ~20,000). Helm's own release Secrets (large, never consumed) are left out of
 // the LIST by label and out of the count by name.
-import type { HelmRelease, ValuesSourceKind } from '../../src/flux/helmrelease.ts';
+import type { HelmRelease, ValuesSourceKind } from '../flux/helmrelease.ts';
 
 /** Helm's release Secrets: named sh.helm.release.v1.<release>.v<revision> and labelled owner=helm. */
 export const HELM_SECRET_PREFIX = 'sh.helm.release.v1.';

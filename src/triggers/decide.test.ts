@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { HelmRelease } from '../../src/flux/helmrelease.ts';
-import { Annotations, Flux, Labels } from '../../src/names.ts';
+import type { HelmRelease } from '../flux/helmrelease.ts';
+import { Annotations, Flux, Labels } from '../names.ts';
 import {
   decideTrigger,
   formatLinkDigests,
+  type LinkSourceState,
+  linkDigests,
   MISSING_LINK,
   parseLinkDigests,
+  type TriggerAction,
   type TriggerInput,
 } from './decide.ts';
 
@@ -54,8 +57,13 @@ const stamped = (digest: string, extra: Record<string, string> = {}) => ({
   annotations: { [Annotations.valuesDigest]: digest, ...extra },
 });
 
-const decide = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
+const linked = (digest: string): LinkSourceState => ({ state: 'linked', digest });
+const GONE: LinkSourceState = { state: 'gone' };
+
+const decision = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
   decideTrigger({ valuesDigest: D2, links: {}, ...input }, { force, token: TOKEN });
+const decide = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
+  decision(input, force).action;
 
 describe('decideTrigger', () => {
   it.each([
@@ -158,7 +166,7 @@ describe('decideTrigger', () => {
   });
 
   it('records a new link without triggering', () => {
-    const d = decide({ hr: release(stamped(D2)), links: { [CM]: D1 } });
+    const d = decide({ hr: release(stamped(D2)), links: { [CM]: linked(D1) } });
     expect(d).toMatchObject({
       action: 'backfill',
       reason: 'link-digests',
@@ -168,7 +176,7 @@ describe('decideTrigger', () => {
 
   it('triggers when a linked source changed, and records its new digest', () => {
     const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) }));
-    const d = decide({ hr, links: { [CM]: D2 } });
+    const d = decide({ hr, links: { [CM]: linked(D2) } });
     expect(d).toMatchObject({ action: 'trigger', reason: 'link-changed', changedLinks: [CM] });
     expect(d.action === 'trigger' && d.patch.metadata.annotations).toEqual({
       [Annotations.linkDigests]: JSON.stringify({ [CM]: D2 }),
@@ -177,8 +185,8 @@ describe('decideTrigger', () => {
   });
 
   it.each([
-    ['deleted (recorded digest, now a tombstone)', D1, MISSING_LINK],
-    ['recreated (tombstone, now data)', MISSING_LINK, D2],
+    ['deleted (recorded digest, now a tombstone)', D1, GONE],
+    ['recreated (tombstone, now data)', MISSING_LINK, linked(D2)],
   ])('triggers when a linked source is %s', (_name, before, now) => {
     const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: before }) }));
     expect(decide({ hr, links: { [CM]: now } })).toMatchObject({ action: 'trigger', changedLinks: [CM] });
@@ -197,12 +205,12 @@ describe('decideTrigger', () => {
 
   it('is unchanged for a linked source whose data is the same', () => {
     const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) }));
-    expect(decide({ hr, links: { [CM]: D1 } })).toEqual({ action: 'skip', reason: 'unchanged' });
+    expect(decide({ hr, links: { [CM]: linked(D1) } })).toEqual({ action: 'skip', reason: 'unchanged' });
   });
 
   it('forgets a link that is gone on the next write', () => {
     const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) }));
-    expect(decide({ hr, links: {} })).toMatchObject({
+    expect(decide({ hr, links: { [CM]: { state: 'unlinked' } } })).toMatchObject({
       action: 'backfill',
       patch: { metadata: { annotations: { [Annotations.linkDigests]: null } } },
     });
@@ -211,6 +219,77 @@ describe('decideTrigger', () => {
   it('never writes spec', () => {
     const d = decide({ hr: release(stamped(D1)) });
     expect(Object.keys(d.action === 'trigger' ? d.patch : {})).toEqual(['metadata']);
+  });
+});
+
+describe('the tombstone rule: which link digests a release records', () => {
+  const recorded = (digest: string | undefined): Record<string, string> =>
+    digest === undefined ? {} : { [Annotations.linkDigests]: JSON.stringify({ [CM]: digest }) };
+  const UNLINKED: LinkSourceState = { state: 'unlinked' };
+  const REFUSED: LinkSourceState = { state: 'refused' };
+
+  it.each<[string, string | undefined, LinkSourceState, string | null | undefined, TriggerAction['action']]>([
+    ['a recorded source that is gone keeps a tombstone', D1, GONE, MISSING_LINK, 'trigger'],
+    ['a tombstone of a source still gone stays as it is', MISSING_LINK, GONE, undefined, 'skip'],
+    [
+      'a linked source gone before it was recorded is recorded as a tombstone',
+      undefined,
+      GONE,
+      MISSING_LINK,
+      'backfill',
+    ],
+    ['a tombstone whose source returned records its data', MISSING_LINK, linked(D2), D2, 'trigger'],
+    ['a recorded source that exists but no longer links is dropped', D1, UNLINKED, null, 'backfill'],
+    [
+      'a tombstone whose source returned without the link is dropped',
+      MISSING_LINK,
+      UNLINKED,
+      null,
+      'backfill',
+    ],
+    ['a recorded source that is now refused is dropped', D1, REFUSED, null, 'backfill'],
+    ['a refused source is never recorded', undefined, REFUSED, undefined, 'skip'],
+    ['a new link is recorded', undefined, linked(D1), D1, 'backfill'],
+  ])('%s', (_name, before, now, after, action) => {
+    const d = decide({ hr: release(stamped(D2, recorded(before))), links: { [CM]: now } });
+    expect(d.action).toBe(action);
+    const written = d.action === 'skip' ? undefined : d.patch.metadata.annotations[Annotations.linkDigests];
+    expect(written).toBe(typeof after === 'string' ? JSON.stringify({ [CM]: after }) : after);
+  });
+
+  it('linkDigests keeps data digests and tombstones, and drops unlinked and refused sources', () => {
+    expect(linkDigests({ a: linked(D1), b: GONE, c: UNLINKED, d: REFUSED })).toEqual({
+      a: D1,
+      b: MISSING_LINK,
+    });
+  });
+});
+
+describe('refused links', () => {
+  const links = {
+    'Secret/z/s': { state: 'refused' },
+    [CM]: linked(D1),
+    'ConfigMap/a/c': { state: 'refused' },
+  } as const;
+
+  it('are named in the decision, sorted, beside its action', () => {
+    expect(decision({ hr: release(stamped(D2)), links })).toEqual({
+      action: {
+        action: 'backfill',
+        reason: 'link-digests',
+        patch: {
+          metadata: {
+            resourceVersion: '42',
+            annotations: { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) },
+          },
+        },
+      },
+      refused: ['ConfigMap/a/c', 'Secret/z/s'],
+    });
+  });
+
+  it('are not named for a release skipped before the lookup', () => {
+    expect(decision({ hr: release({ ...stamped(D2), suspend: true }), links }).refused).toEqual([]);
   });
 });
 

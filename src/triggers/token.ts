@@ -1,6 +1,6 @@
 // Reconcile tokens: RFC3339 times with nanosecond digits, strictly increasing within the process, so two
 // triggers of one release in the same millisecond still carry different requestedAt values.
-import type { Clock } from '../../src/util/clock.ts';
+import type { Clock } from '../util/clock.ts';
 
 export function tokenSource(clock: Clock): () => string {
   let last = 0n;

@@ -1,7 +1,7 @@
 // Explicit links, pure: which releases a ConfigMap/Secret names through its annotations, and whether a
 // release lets a source in another namespace trigger it.
-import type { ValuesSourceKind } from '../../src/flux/helmrelease.ts';
-import { Annotations, COMPAT_DEFAULT_RELEASE_NAMESPACE, CompatLinkAnnotations } from '../../src/names.ts';
+import type { ValuesSourceKind } from '../flux/helmrelease.ts';
+import { Annotations, COMPAT_DEFAULT_RELEASE_NAMESPACE, CompatLinkAnnotations } from '../names.ts';
 
 /** A ConfigMap or Secret, by kind, namespace and name: "ConfigMap/ns/name". */
 export type SourceId = string;

@@ -1,0 +1,219 @@
+// The trigger decision, pure: given a release (from the cache), the current digest of the values it consumes
+// and the state of every source that links to it, skip it, backfill our stamp without a reconcile, or
+// trigger it with one merge patch; and name the links it refuses. The patch carries
+// metadata.resourceVersion as a precondition: a digest computed from a release that has changed since it
+// was read is never written (the API server answers 409 and the key is reconciled again).
+import { desiredStamp, isOptedOut } from '../admission/stamp.ts';
+import type { HelmRelease } from '../flux/helmrelease.ts';
+import { type MapChanges, type MergePatch, mapChanges } from '../kube/patch.ts';
+import { Annotations, Flux, Labels } from '../names.ts';
+import type { SourceId } from './links.ts';
+
+/** What the gatherer found about one ConfigMap/Secret that links to the release now or is recorded on it. */
+export type LinkSourceState =
+  /** Links to the release from a namespace it allows: the digest of its data now. */
+  | { state: 'linked'; digest: string }
+  /** Links to the release from a namespace it does not allow; never looked up. */
+  | { state: 'refused' }
+  /** Recorded on the release, still there, but no longer links to it. */
+  | { state: 'unlinked' }
+  /** Does not exist: deleted while linked, or recorded and deleted since. */
+  | { state: 'gone' };
+
+export interface TriggerInput {
+  hr: HelmRelease;
+  /** Digest of the valuesFrom data now; undefined when the release consumes none. */
+  valuesDigest: string | undefined;
+  /** Every source that links to the release now or is recorded in its link-digests annotation. */
+  links: Readonly<Record<SourceId, LinkSourceState>>;
+}
+
+export interface TriggerOptions {
+  /** --force: every trigger also sets forceAt. */
+  force: boolean;
+  /** A fresh reconcile token (RFC3339Nano time) for this write. */
+  token: string;
+}
+
+/** The link-digests value of a linked source that is gone: its return (or its deletion) is a change. */
+export const MISSING_LINK = 'missing';
+
+export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged';
+export type TriggerReason = 'values-changed' | 'link-changed';
+export type BackfillReason = 'stamp' | 'link-digests';
+
+export type TriggerAction =
+  | { action: 'skip'; reason: SkipReason }
+  | { action: 'backfill'; reason: BackfillReason; patch: MergePatch }
+  | {
+      action: 'trigger';
+      reason: TriggerReason;
+      patch: MergePatch;
+      /** Linked sources whose data changed (values changes are described by the digests). */
+      changedLinks: SourceId[];
+      oldDigest: string | undefined;
+      newDigest: string | undefined;
+    };
+
+export interface TriggerDecision {
+  /** The one thing to do with the release. */
+  action: TriggerAction;
+  /** Linked sources the release does not allow (cross-namespace without its opt-in): told, never followed. */
+  refused: SourceId[];
+}
+
+/** One action for the release, and the links it refuses (told for releases past the early skips only). */
+export function decideTrigger(input: TriggerInput, options: TriggerOptions): TriggerDecision {
+  const early = skipBeforeLookup(input.hr);
+  if (early) return { action: { action: 'skip', reason: early }, refused: [] };
+  const refused = Object.keys(input.links)
+    .filter((id) => input.links[id]?.state === 'refused')
+    .sort();
+  return { action: releaseAction(input.hr, input.valuesDigest, linkDigests(input.links), options), refused };
+}
+
+/**
+ * The tombstone rule: the link digests to record. A linked source records its data digest; one that is gone
+ * records a tombstone, so its deletion is a change and so is its return (kubectl replace --force, secret
+ * managers that recreate). One that still exists but no longer links, or that is refused, is dropped.
+ */
+export function linkDigests(links: Readonly<Record<SourceId, LinkSourceState>>): Record<SourceId, string> {
+  const out: Record<SourceId, string> = {};
+  for (const [id, s] of Object.entries(links)) {
+    if (s.state === 'linked') out[id] = s.digest;
+    else if (s.state === 'gone') out[id] = MISSING_LINK;
+  }
+  return out;
+}
+
+/** The sources recorded in a release's link-digests annotation (the gatherer looks each one up). */
+export function recordedLinks(hr: HelmRelease): SourceId[] {
+  return Object.keys(parseLinkDigests(hr.metadata.annotations[Annotations.linkDigests]));
+}
+
+/** What to do with a release that is not skipped before the lookup, given the digests of what it consumes. */
+function releaseAction(
+  hr: HelmRelease,
+  valuesDigest: string | undefined,
+  links: Readonly<Record<SourceId, string>>,
+  options: TriggerOptions,
+): TriggerAction {
+  const valuesChanged = valuesDigestChanged(hr, valuesDigest);
+  const changedLinks = changedLinkSources(hr, links);
+  const { labels, annotations } = recordChanges(hr, valuesDigest, links);
+  const patch = (extra: MapChanges): MergePatch => ({
+    metadata: {
+      resourceVersion: hr.metadata.resourceVersion,
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      annotations: { ...annotations, ...extra },
+    },
+  });
+
+  if (valuesChanged || changedLinks.length > 0) {
+    return {
+      action: 'trigger',
+      reason: valuesChanged ? 'values-changed' : 'link-changed',
+      patch: patch(reconcileRequest(hr, options)),
+      changedLinks,
+      oldDigest: hr.metadata.annotations[Annotations.valuesDigest],
+      newDigest: valuesDigest,
+    };
+  }
+  if (Object.keys(labels).length > 0 || Object.keys(annotations).length > 0) {
+    const onlyLinks =
+      Object.keys(labels).length === 0 &&
+      Object.keys(annotations).length === 1 &&
+      Annotations.linkDigests in annotations;
+    return { action: 'backfill', reason: onlyLinks ? 'link-digests' : 'stamp', patch: patch({}) };
+  }
+  return { action: 'skip', reason: 'unchanged' };
+}
+
+function valuesDigestChanged(hr: HelmRelease, valuesDigest: string | undefined): boolean {
+  const stored = hr.metadata.annotations[Annotations.valuesDigest];
+  // Labelled but without a digest: the webhook saw the release but its lookup failed, so Flux may have
+  // reconciled with data older than now. Trigger once rather than record a digest nobody reconciled with.
+  // (A release the webhook never saw has no label: its stamp is backfilled without a trigger.)
+  const digestUnknown = stored === undefined && hr.metadata.labels[Labels.managed] === 'true';
+  return valuesDigest !== undefined && (digestUnknown || (stored !== undefined && stored !== valuesDigest));
+}
+
+/** Linked sources whose digest differs from the recorded one, sorted. */
+function changedLinkSources(hr: HelmRelease, links: Readonly<Record<SourceId, string>>): SourceId[] {
+  const stored = parseLinkDigests(hr.metadata.annotations[Annotations.linkDigests]);
+  // A link seen for the first time is recorded, not triggered: its earlier data is unknown.
+  return Object.keys(links)
+    .filter((id) => stored[id] !== undefined && stored[id] !== links[id])
+    .sort();
+}
+
+/** Our stamp (label, values digest) and the link digests, as changes to what the release carries. */
+function recordChanges(
+  hr: HelmRelease,
+  valuesDigest: string | undefined,
+  links: Readonly<Record<SourceId, string>>,
+): { labels: Record<string, string | null>; annotations: Record<string, string | null> } {
+  const meta = hr.metadata;
+  const stamp = desiredStamp(hr, valuesDigest);
+  const labels = mapChanges(meta.labels, stamp.labels);
+  const annotations = mapChanges(meta.annotations, stamp.annotations);
+  const linksValue = formatLinkDigests(links);
+  if (linksValue !== (meta.annotations[Annotations.linkDigests] ?? null)) {
+    annotations[Annotations.linkDigests] = linksValue;
+  }
+  return { labels, annotations };
+}
+
+/** requestedAt = the token, and forceAt/resetAt with the same token where asked for or still pending. */
+function reconcileRequest(hr: HelmRelease, options: TriggerOptions): MapChanges {
+  const force = options.force || hr.metadata.annotations[Annotations.force] === 'true';
+  return {
+    [Flux.requestedAt]: options.token,
+    ...(force || pendingWithRequest(hr, Flux.forceAt, hr.status.lastHandledForceAt)
+      ? { [Flux.forceAt]: options.token }
+      : {}),
+    ...(pendingWithRequest(hr, Flux.resetAt, hr.status.lastHandledResetAt)
+      ? { [Flux.resetAt]: options.token }
+      : {}),
+  };
+}
+
+/**
+ * True when `annotation` (forceAt or resetAt) was written with the pending requestedAt and Flux has not
+ * handled it yet. A new requestedAt must carry it along with the new token, or Flux would see the two
+ * differ and drop it (e.g. a retry's resetAt overtaken by a trigger).
+ */
+function pendingWithRequest(hr: HelmRelease, annotation: string, lastHandled: string | undefined): boolean {
+  const value = hr.metadata.annotations[annotation];
+  return value !== undefined && value === hr.metadata.annotations[Flux.requestedAt] && value !== lastHandled;
+}
+
+/** Skips that need no digest, so the reconciler can take them without any lookup. */
+export function skipBeforeLookup(hr: HelmRelease): SkipReason | undefined {
+  if (isOptedOut(hr.metadata.annotations)) return 'ignored';
+  if (hr.metadata.deletionTimestamp) return 'deleting';
+  // Left alone while suspended; the digests still differ on resume, so the change is caught up then.
+  if (hr.suspend) return 'suspended';
+  return undefined;
+}
+
+/** The link-digests annotation; anything malformed reads as empty (the next write repairs it). */
+export function parseLinkDigests(raw: string | undefined): Record<SourceId, string> {
+  if (!raw) return {};
+  try {
+    const v: unknown = JSON.parse(raw);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return {};
+    const out: Record<SourceId, string> = {};
+    for (const [k, d] of Object.entries(v)) if (typeof d === 'string') out[k] = d;
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/** Canonical form (sorted keys), so an unchanged set of links never differs textually; null when empty. */
+export function formatLinkDigests(links: Readonly<Record<SourceId, string>>): string | null {
+  const keys = Object.keys(links).sort();
+  if (keys.length === 0) return null;
+  return JSON.stringify(Object.fromEntries(keys.map((k) => [k, links[k]])));
+}

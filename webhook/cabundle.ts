@@ -48,7 +48,9 @@ export function keepCABundle(o: CABundleKeeperOptions): CABundleKeeper {
   const log = o.logger.child({ webhookConfiguration: o.name });
   const ours = Buffer.from(o.caPem).toString('base64');
   const stopping = new AbortController();
-  let wanted = !o.watch;
+  // Written once at start in either mode: the watch adds restoring, it is not needed for the first write
+  // (nor does the first write wait for the watch's RBAC).
+  let wanted = true;
   let wake: (() => void) | undefined;
   let patches = 0;
   const kick = () => {

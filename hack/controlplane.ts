@@ -26,6 +26,13 @@ export interface ControlPlaneOptions {
   keepDir?: boolean;
   /** Extra kube-apiserver flags. */
   apiserverArgs?: string[];
+  /**
+   * Make the API server authenticate to admission webhooks with a client certificate (its
+   * --admission-control-config-file gives MutatingAdmissionWebhook a kubeconfig), issued by a CA of its
+   * own: ControlPlane.webhookClientCA. `hosts` are the kubeconfig user names the API server matches against
+   * a webhook's host: "127.0.0.1:9443" (a URL webhook, with its port), "*.svc" (a Service webhook on 443).
+   */
+  webhookClientAuth?: { hosts: string[] };
 }
 
 interface Proc {
@@ -43,6 +50,8 @@ export class ControlPlane {
   /** etcd's client URL (plain HTTP on loopback), e.g. for compaction in tests. */
   readonly etcdUrl: string;
   readonly ca: KeyPair;
+  /** The CA of the client certificate the API server presents to webhooks (webhookClientAuth only). */
+  readonly webhookClientCA: KeyPair | undefined;
   private readonly procs: Proc[];
   private readonly keepDir: boolean;
   private stopped = false;
@@ -53,10 +62,12 @@ export class ControlPlane {
     server: string;
     etcdUrl: string;
     ca: KeyPair;
+    webhookClientCA?: KeyPair;
     procs: Proc[];
     keepDir: boolean;
   }) {
     this.dir = init.dir;
+    this.webhookClientCA = init.webhookClientCA;
     this.etcdUrl = init.etcdUrl;
     this.kubeconfigPath = init.kubeconfigPath;
     this.server = init.server;
@@ -174,6 +185,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     };
     for (const [name, content] of Object.entries(files))
       writeFileSync(join(pki, name), content, { mode: 0o600 });
+    const webhookClient = options.webhookClientAuth
+      ? webhookClientAuthFiles(pki, options.webhookClientAuth.hosts)
+      : undefined;
 
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
@@ -222,6 +236,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         '--max-mutating-requests-inflight=1000',
         '--profiling=false',
         '--v=1',
+        ...(webhookClient ? [`--admission-control-config-file=${webhookClient.admissionConfig}`] : []),
         ...(options.apiserverArgs ?? []),
       ],
       dir,
@@ -236,6 +251,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       server,
       etcdUrl,
       ca,
+      ...(webhookClient ? { webhookClientCA: webhookClient.ca } : {}),
       procs,
       keepDir: options.keepDir ?? false,
     });
@@ -246,6 +262,51 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * The API server's credentials for webhooks ("Authenticate apiservers" in the Kubernetes webhook docs): an
+ * AdmissionConfiguration whose MutatingAdmissionWebhook reads a kubeconfig with one user per host, each
+ * presenting a client certificate from a CA of its own (not the cluster CA, whose certificates every
+ * cluster user holds).
+ */
+function webhookClientAuthFiles(pki: string, hosts: string[]): { admissionConfig: string; ca: KeyPair } {
+  const ca = createCA('kube-apiserver-webhook-client-ca');
+  const cert = issueCertificate(ca, { commonName: 'kube-apiserver-webhook-client', usage: 'client' });
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const kubeconfig = join(pki, 'webhook-client.kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'users:',
+      ...hosts.flatMap((h) => [
+        `- name: ${JSON.stringify(h)}`,
+        '  user:',
+        `    client-certificate-data: ${b64(cert.cert)}`,
+        `    client-key-data: ${b64(cert.key)}`,
+      ]),
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const admissionConfig = join(pki, 'admission-configuration.yaml');
+  writeFileSync(
+    admissionConfig,
+    [
+      'apiVersion: apiserver.config.k8s.io/v1',
+      'kind: AdmissionConfiguration',
+      'plugins:',
+      '- name: MutatingAdmissionWebhook',
+      '  configuration:',
+      '    apiVersion: apiserver.config.k8s.io/v1',
+      '    kind: WebhookAdmissionConfiguration',
+      `    kubeConfigFile: ${JSON.stringify(kubeconfig)}`,
+      '',
+    ].join('\n'),
+  );
+  return { admissionConfig, ca };
 }
 
 function kubeconfigYaml(server: string, caCert: string, user: KeyPair): string {

@@ -208,6 +208,11 @@ export const FLAGS = {
     `${E}WEBHOOK_LOOKUP_TIMEOUT`,
     500,
   ),
+  'webhook-client-ca': string(
+    "PEM bundle of the CAs whose client certificates may call the webhook (the API server's, given to it by its AdmissionConfiguration); empty: any client. Re-read on change.",
+    `${E}WEBHOOK_CLIENT_CA`,
+    '',
+  ),
   // leader election
   'leader-elect': bool(
     'Hold a coordination.k8s.io Lease before running the reconcilers (off: run them at once).',

@@ -12,6 +12,8 @@ export interface WebhookMetrics {
   certificateExpiry: Gauge;
   /** Certificate pairs read from disk by result: loaded (swapped in) or invalid (kept the old pair). */
   certificateLoads: Counter<'result'>;
+  /** TLS handshakes that failed: no or an untrusted client certificate (--webhook-client-ca), old TLS, scans. */
+  tlsHandshakeErrors: Counter;
 }
 
 export function createWebhookMetrics(registry: Registry): WebhookMetrics {
@@ -45,6 +47,11 @@ export function createWebhookMetrics(registry: Registry): WebhookMetrics {
       name: 'helmrelease_autopilot_webhook_certificate_loads_total',
       help: 'Serving certificate loads by result (loaded, invalid).',
       labelNames: ['result'],
+      registers,
+    }),
+    tlsHandshakeErrors: new Counter({
+      name: 'helmrelease_autopilot_webhook_tls_handshake_errors_total',
+      help: 'TLS handshakes that failed (a client without a trusted certificate, an old TLS version, a scan).',
       registers,
     }),
   };

@@ -1,12 +1,17 @@
 // Self-signed mode, for local runs and installs without cert-manager: a CA and a serving certificate for
 // the service DNS names and 127.0.0.1, written into the certificate directory in the layout the watcher
-// reads, and the CA bundle written into our MutatingWebhookConfiguration.
+// reads, renewed from the same CA before it expires, and the CA bundle written into our
+// MutatingWebhookConfiguration (cabundle.ts keeps it there).
+import { X509Certificate } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError, isNotFound, type KubeClient } from '../src/kube/client.ts';
 import { collectionPath, MutatingWebhookConfigurations, objectPath, Secrets } from '../src/kube/resources.ts';
+import type { Logger } from '../src/log.ts';
 import { createCA, issueCertificate, type KeyPair } from '../src/tls/certs.ts';
+import { errorMessage } from '../src/util/errors.ts';
 import { array, isObject, str } from '../src/util/narrow.ts';
+import { sleep } from '../src/util/sleep.ts';
 import { CERT_FILE, KEY_FILE } from './certwatcher.ts';
 
 export const CA_FILE = 'ca.crt';
@@ -17,15 +22,80 @@ export interface SelfSigned {
   serving: KeyPair;
 }
 
-/** A fresh CA and a serving certificate for `hosts` (DNS names or IPs) plus 127.0.0.1. */
+/** Lifetime of a self-signed serving certificate unless the caller sets one (tests use seconds). */
+export const SERVING_VALIDITY_MS = 365 * 86_400_000;
+
+/** A serving certificate for `hosts` (DNS names or IPs) plus 127.0.0.1 from `ca` (default: a fresh CA). */
 export function createSelfSigned(
   hosts: readonly string[],
   ca: KeyPair = createCA('helmrelease-autopilot-webhook-ca'),
+  validityMs = SERVING_VALIDITY_MS,
 ): SelfSigned {
   const all = [...new Set([...hosts, LOOPBACK])];
   const dns = all.find((h) => !/^[\d.:]+$/.test(h));
-  const serving = issueCertificate(ca, { commonName: dns ?? LOOPBACK, hosts: all, usage: 'server' });
+  const serving = issueCertificate(ca, {
+    commonName: dns ?? LOOPBACK,
+    hosts: all,
+    usage: 'server',
+    validityMs,
+  });
   return { ca, serving };
+}
+
+/** When a certificate issued at `issuedAt` should be replaced: after two thirds of its remaining lifetime. */
+export function renewalTime(issuedAt: number, notAfter: number): number {
+  return issuedAt + Math.max(0, notAfter - issuedAt) * (2 / 3);
+}
+
+/** Longest single wait of the renewal loop (Node's timers overflow past 2^31 ms, about 24.8 days). */
+const MAX_WAIT_MS = 86_400_000;
+const RETRY_MS = 10_000;
+
+export interface RenewalOptions {
+  hosts: readonly string[];
+  ca: KeyPair;
+  dir: string;
+  validityMs: number;
+  /** The pair in use and when it was issued. */
+  current: SelfSigned;
+  issuedAt: number;
+  logger: Logger;
+  /** Called after a new pair was written (the server swaps it in). */
+  onRenewed: (s: SelfSigned) => Promise<void>;
+  signal: AbortSignal;
+  now?: () => number;
+}
+
+/**
+ * Re-issues the serving certificate from the same CA at two thirds of its lifetime, writes it into the
+ * certificate directory and hands it over; until `signal` aborts. A failed write is retried.
+ */
+export async function renewServingCertificate(o: RenewalOptions): Promise<void> {
+  const now = o.now ?? Date.now;
+  let notAfter = new Date(new X509Certificate(o.current.serving.cert).validTo).getTime();
+  let issuedAt = o.issuedAt;
+  while (!o.signal.aborted) {
+    const wait = renewalTime(issuedAt, notAfter) - now();
+    if (wait > 0) {
+      await sleep(Math.min(wait, MAX_WAIT_MS), o.signal);
+      continue;
+    }
+    try {
+      const at = now();
+      const next = createSelfSigned(o.hosts, o.ca, o.validityMs);
+      await writeCertDir(o.dir, next);
+      await o.onRenewed(next);
+      issuedAt = at;
+      notAfter = new Date(new X509Certificate(next.serving.cert).validTo).getTime();
+      o.logger.info(
+        { notAfter: new Date(notAfter).toISOString() },
+        'self-signed serving certificate renewed',
+      );
+    } catch (err) {
+      o.logger.warn({ err: errorMessage(err), retryInMs: RETRY_MS }, 'cannot renew the serving certificate');
+      await sleep(RETRY_MS, o.signal);
+    }
+  }
 }
 
 /** Writes tls.crt, tls.key and ca.crt; each file is replaced by a rename, so readers never see half a file. */

@@ -1,21 +1,31 @@
 // The admission webhook over HTTPS: POST /mutate, /healthz, /readyz, /metrics. TLS 1.2 or newer, a body
-// limit and request timeouts; the serving certificate is hot-reloaded (certwatcher.ts) or self-signed.
+// limit and request timeouts; the serving certificate is hot-reloaded (certwatcher.ts) or self-signed
+// (selfsigned.ts, renewed before expiry); with --webhook-client-ca only clients with a certificate from
+// that CA complete a handshake (clientca.ts).
 
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import Fastify, { type FastifyInstance, type RawServerBase } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Config } from '../src/config.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { Logger } from '../src/log.ts';
 import type { KeyPair } from '../src/tls/certs.ts';
-import { sleep } from '../src/util/sleep.ts';
+import { errorMessage } from '../src/util/errors.ts';
 import type { ValuesLookup } from '../src/values/lookup.ts';
 import { admit } from './admit.ts';
+import { type CABundleKeeper, keepCABundle } from './cabundle.ts';
 import { type CertPair, CertWatcher } from './certwatcher.ts';
+import { ClientCAWatcher } from './clientca.ts';
 import { createWebhookMetrics } from './metrics.ts';
-import { createSelfSigned, loadOrCreateCA, patchCABundle, writeCertDir } from './selfsigned.ts';
+import {
+  createSelfSigned,
+  loadOrCreateCA,
+  renewServingCertificate,
+  SERVING_VALIDITY_MS,
+  writeCertDir,
+} from './selfsigned.ts';
 
 /** An AdmissionReview carries the object and the old object, each up to etcd's 1.5 MiB: leave room for both. */
 export const BODY_LIMIT = 8 * 1024 * 1024;
@@ -38,7 +48,8 @@ export type WebhookConfig = Pick<
   | 'self-signed-dns-names'
   | 'webhook-configuration'
   | 'webhook-lookup-timeout'
->;
+> &
+  Partial<Pick<Config, 'webhook-client-ca'>>;
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
@@ -49,6 +60,8 @@ export interface WebhookServerOptions {
   client?: KubeClient;
   /** The operator's namespace (self-signed CA Secret). */
   namespace?: string;
+  /** Lifetime of self-signed serving certificates (renewed at two thirds of it); default one year. */
+  selfSignedValidityMs?: number;
 }
 
 export interface WebhookServer {
@@ -66,23 +79,34 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
   const log = o.logger.child({ component: 'webhook' });
   const metrics = createWebhookMetrics(registry);
   const stopping = new AbortController();
-
-  if (config['tls-mode'] === 'self-signed') {
-    const ca = await sharedCA(o, log);
-    const selfSigned = createSelfSigned(config['self-signed-dns-names'], ca);
-    await writeCertDir(config['cert-dir'], selfSigned);
-    log.info(
-      { certDir: config['cert-dir'], hosts: config['self-signed-dns-names'] },
-      'self-signed certificate written',
-    );
-    const client = o.client;
-    if (client && config['webhook-configuration']) {
-      void keepCABundle(client, config['webhook-configuration'], selfSigned.ca.cert, log, stopping.signal);
-    }
-  }
+  const stops: (() => Promise<void> | void)[] = [];
+  const stopAll = async () => {
+    stopping.abort();
+    for (const stop of stops.splice(0).reverse()) await stop();
+  };
 
   let tlsServer: HttpsServer | undefined;
   let pending: CertPair | undefined;
+  // Throws (stopping start-up) when the bundle is unusable: client authentication must not fail open.
+  const clientCA = config['webhook-client-ca']
+    ? new ClientCAWatcher({
+        path: config['webhook-client-ca'],
+        pollIntervalMs: config['cert-poll-interval'],
+        logger: log,
+        onChange: () => applyContext(),
+      })
+    : undefined;
+  // New connections get the new context; open ones keep theirs until the client closes them.
+  const applyContext = () => {
+    const pair = watcher.current();
+    if (tlsServer && pair) tlsServer.setSecureContext(secureContext(pair, clientCA?.current()));
+  };
+
+  let selfSigned: { renew: () => void } | undefined;
+  if (config['tls-mode'] === 'self-signed') {
+    selfSigned = await startSelfSigned(o, log, stopping.signal, stops, () => watcher.reload());
+  }
+
   const watcher = new CertWatcher({
     dir: config['cert-dir'],
     pollIntervalMs: config['cert-poll-interval'],
@@ -90,21 +114,32 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     onChange: (pair) => {
       metrics.certificateExpiry.set(pair.notAfter.getTime() / 1000);
       metrics.certificateLoads.inc({ result: 'loaded' });
-      // New connections get the new pair; open ones keep theirs until the client closes them.
-      if (tlsServer) tlsServer.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: MIN_TLS });
+      if (tlsServer) applyContext();
       else pending = pair;
     },
     onInvalid: () => metrics.certificateLoads.inc({ result: 'invalid' }),
   });
   await watcher.start();
+  stops.push(() => watcher.stop());
+  if (clientCA) {
+    clientCA.start();
+    stops.push(() => clientCA.stop());
+  }
+  selfSigned?.renew();
   if (!pending)
     log.warn(
       { certDir: config['cert-dir'] },
       'no valid certificate yet; TLS handshakes fail until one appears',
     );
 
+  const https: TlsOptions = {
+    minVersion: MIN_TLS,
+    ...(pending ? { cert: pending.cert, key: pending.key } : {}),
+    // Verified by TLS itself: a client without a certificate from this CA never reaches a route.
+    ...(clientCA ? { requestCert: true, rejectUnauthorized: true, ca: clientCA.current() } : {}),
+  };
   const app = Fastify({
-    https: { minVersion: MIN_TLS, ...(pending ? { cert: pending.cert, key: pending.key } : {}) },
+    https,
     bodyLimit: BODY_LIMIT,
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
@@ -115,29 +150,35 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     logger: false,
   });
   tlsServer = app.server;
+  tlsServer.on('tlsClientError', (err: Error & { code?: string }) => {
+    metrics.tlsHandshakeErrors.inc();
+    log.debug({ err: errorMessage(err), code: err.code }, 'TLS handshake refused');
+  });
   const deps = { lookup, lookupTimeoutMs: config['webhook-lookup-timeout'], metrics, logger: log };
   const ready = () => watcher.current() !== undefined && lookup.hasSynced();
   registerRoutes(app, { deps, ready, registry });
   try {
     await app.listen({ host: config['bind-address'], port: config['webhook-port'] });
   } catch (err) {
-    watcher.stop();
-    stopping.abort();
+    await stopAll();
     throw err;
   }
   const port = (app.server.address() as AddressInfo).port;
-  log.info({ port, host: config['bind-address'] }, 'webhook listening');
+  log.info({ port, host: config['bind-address'], clientAuth: clientCA !== undefined }, 'webhook listening');
   const server = app;
   return {
     port,
     ready,
     reloadCertificates: () => watcher.reload(),
     async close() {
-      stopping.abort();
-      watcher.stop();
+      await stopAll();
       await server.close();
     },
   };
+}
+
+function secureContext(pair: CertPair, clientCA: string | undefined): SecureContextOptions {
+  return { cert: pair.cert, key: pair.key, minVersion: MIN_TLS, ...(clientCA ? { ca: clientCA } : {}) };
 }
 
 export function registerRoutes<S extends RawServerBase>(
@@ -168,6 +209,57 @@ export function registerRoutes<S extends RawServerBase>(
   );
 }
 
+/**
+ * Self-signed mode: the CA (shared through a Secret when possible), a serving certificate written into
+ * --cert-dir now, its renewal (started by `renew` once the certificate watcher runs), and the caBundle of
+ * --webhook-configuration kept current.
+ */
+async function startSelfSigned(
+  o: WebhookServerOptions,
+  log: Logger,
+  signal: AbortSignal,
+  stops: (() => Promise<void> | void)[],
+  reload: () => Promise<void>,
+): Promise<{ renew: () => void }> {
+  const { config } = o;
+  const validityMs = o.selfSignedValidityMs ?? SERVING_VALIDITY_MS;
+  const hosts = config['self-signed-dns-names'];
+  const shared = await sharedCA(o, log);
+  const issuedAt = Date.now();
+  const selfSigned = createSelfSigned(hosts, shared, validityMs);
+  await writeCertDir(config['cert-dir'], selfSigned);
+  log.info({ certDir: config['cert-dir'], hosts }, 'self-signed certificate written');
+  const client = o.client;
+  if (client && config['webhook-configuration']) {
+    // Several replicas each with a CA of their own would take turns overwriting each other's caBundle:
+    // only a shared CA is watched and restored; a local one is written once, as a best effort.
+    const keeper: CABundleKeeper = keepCABundle({
+      client,
+      name: config['webhook-configuration'],
+      caPem: selfSigned.ca.cert,
+      logger: log,
+      watch: shared !== undefined,
+    });
+    stops.push(() => keeper.stop());
+  }
+  return {
+    renew: () => {
+      const renewal = renewServingCertificate({
+        hosts,
+        ca: selfSigned.ca,
+        dir: config['cert-dir'],
+        validityMs,
+        current: selfSigned,
+        issuedAt,
+        logger: log,
+        onRenewed: reload,
+        signal,
+      });
+      stops.push(() => renewal);
+    },
+  };
+}
+
 async function sharedCA(o: WebhookServerOptions, log: Logger): Promise<KeyPair | undefined> {
   if (!o.client || !o.namespace) return undefined;
   try {
@@ -179,25 +271,5 @@ async function sharedCA(o: WebhookServerOptions, log: Logger): Promise<KeyPair |
       'cannot share the self-signed CA through a Secret; using a local CA',
     );
     return undefined;
-  }
-}
-
-/** Writes the CA bundle into the webhook configuration, retrying until it succeeds (it may not exist yet). */
-async function keepCABundle(
-  client: KubeClient,
-  name: string,
-  caPem: string,
-  log: Logger,
-  signal: AbortSignal,
-): Promise<void> {
-  for (let delay = 1000; !signal.aborted; delay = Math.min(delay * 2, 30_000)) {
-    try {
-      const changed = await patchCABundle(client, name, caPem);
-      log.info({ webhookConfiguration: name, changed }, 'caBundle is current');
-      return;
-    } catch (err) {
-      log.warn({ err, webhookConfiguration: name, retryInMs: delay }, 'cannot write caBundle; retrying');
-    }
-    await sleep(delay, signal);
   }
 }

@@ -1,9 +1,28 @@
 // A thin REST client over a kubeconfig's credentials (src/kube/kubeconfig.ts, or client-node's KubeConfig
 // for plugin-based users and in tests); this module does requests with the headers we need (merge patches, metadata-only
 // Accept) and streams watch responses line by line. Errors carry the API server's Status.
+// Every request names us (User-Agent) and every write carries our field manager, so audit logs and
+// managedFields tell the operator's writes apart from everyone else's.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { isObject, str } from '../util/narrow.ts';
+
+/** The field manager of every write (managedFields, server-side apply ownership). */
+export const FIELD_MANAGER = 'helmrelease-autopilot';
+
+function packageVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    return (isObject(pkg) && str(pkg.version)) || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** e.g. "helmrelease-autopilot/0.1.0 (node v24.21.0)": read once, sent with every request. */
+export const USER_AGENT = `${FIELD_MANAGER}/${packageVersion()} (node ${process.version})`;
+const WRITES = new Set(['POST', 'PUT', 'PATCH']);
 
 export const MERGE_PATCH = 'application/merge-patch+json';
 export const JSON_PATCH = 'application/json-patch+json';
@@ -58,6 +77,8 @@ export interface Impersonate {
 
 export interface ClientOptions {
   impersonate?: Impersonate;
+  /** Field manager of writes that name none themselves; default FIELD_MANAGER. */
+  fieldManager?: string;
 }
 
 /** What the client needs of a kubeconfig; client-node's KubeConfig has the same shape. */
@@ -74,13 +95,15 @@ export class KubeClient {
   private readonly transport: typeof http | typeof https;
 
   private readonly impersonate: Impersonate | undefined;
+  private readonly fieldManager: string;
 
-  private constructor(kc: Credentials, server: URL, agent: http.Agent, impersonate?: Impersonate) {
+  private constructor(kc: Credentials, server: URL, agent: http.Agent, options: ClientOptions) {
     this.kubeConfig = kc;
     this.server = server;
     this.agent = agent;
     this.transport = server.protocol === 'http:' ? http : https;
-    this.impersonate = impersonate;
+    this.impersonate = options.impersonate;
+    this.fieldManager = options.fieldManager ?? FIELD_MANAGER;
   }
 
   static async create(kc: Credentials, options: ClientOptions = {}): Promise<KubeClient> {
@@ -100,7 +123,7 @@ export class KubeClient {
     };
     const agent =
       server.protocol === 'http:' ? new http.Agent({ keepAlive: true }) : new https.Agent(agentOptions);
-    return new KubeClient(kc, server, agent, options.impersonate);
+    return new KubeClient(kc, server, agent, options);
   }
 
   /** Closes idle keep-alive sockets. */
@@ -111,7 +134,11 @@ export class KubeClient {
   private async headers(accept: string, contentType?: string): Promise<http.OutgoingHttpHeaders> {
     const opts: https.RequestOptions = { headers: {} };
     await this.kubeConfig.applyToHTTPSOptions(opts);
-    const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders), accept };
+    const headers: http.OutgoingHttpHeaders = {
+      'user-agent': USER_AGENT,
+      ...(opts.headers as http.OutgoingHttpHeaders),
+      accept,
+    };
     if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
     if (contentType) headers['content-type'] = contentType;
     if (this.impersonate) {
@@ -136,10 +163,13 @@ export class KubeClient {
       body ? (o.contentType ?? 'application/json') : undefined,
     );
     if (body) headers['content-length'] = body.byteLength;
-    const url = this.url(o.path, o.query);
+    const method = o.method ?? 'GET';
+    // A write that names its own manager (server-side apply as someone else, in tests) keeps it.
+    const query = WRITES.has(method) ? { fieldManager: this.fieldManager, ...o.query } : o.query;
+    const url = this.url(o.path, query);
     return await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = this.transport.request(url, {
-        method: o.method ?? 'GET',
+        method,
         headers,
         agent: this.agent,
         signal: o.signal,

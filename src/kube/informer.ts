@@ -28,6 +28,8 @@ export interface InformerOptions<T> {
   /** Watch one namespace; default all. */
   namespace?: string;
   labelSelector?: string;
+  /** e.g. "metadata.name=x": one object, which RBAC can then grant by resourceNames (list, watch). */
+  fieldSelector?: string;
   /** List and watch PartialObjectMetadata only (no data, no spec). */
   metadataOnly?: boolean;
   /** Narrows a raw object to what the cache keeps; undefined drops the object (and logs why). */
@@ -55,8 +57,8 @@ class GoneError extends Error {}
 class StaleError extends Error {}
 
 export class Informer<T> {
-  private readonly o: Required<Omit<InformerOptions<T>, 'namespace' | 'labelSelector'>> &
-    Pick<InformerOptions<T>, 'namespace' | 'labelSelector'>;
+  private readonly o: Required<Omit<InformerOptions<T>, 'namespace' | 'labelSelector' | 'fieldSelector'>> &
+    Pick<InformerOptions<T>, 'namespace' | 'labelSelector' | 'fieldSelector'>;
   private readonly store = new Map<string, Cached<T>>();
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly log: Logger;
@@ -163,7 +165,7 @@ export class Informer<T> {
   }
 
   private query(extra: Record<string, string | number | boolean | undefined>) {
-    return { labelSelector: this.o.labelSelector, ...extra };
+    return { labelSelector: this.o.labelSelector, fieldSelector: this.o.fieldSelector, ...extra };
   }
 
   /** Lists everything (paginated), replaces the cache and reports the differences. */

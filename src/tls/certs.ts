@@ -19,7 +19,11 @@ export interface CertificateRequest {
   hosts?: string[];
   usage: 'server' | 'client' | 'both';
   validityDays?: number;
+  /** Lifetime in milliseconds from now; wins over validityDays (short-lived certificates in tests). */
+  validityMs?: number;
 }
+
+const DAY_MS = 86_400_000;
 
 function newKey(): { forgeKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -28,7 +32,7 @@ function newKey(): { forgeKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rs
   return { forgeKey, publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), pem };
 }
 
-function baseCertificate(publicKey: forge.pki.PublicKey, days: number): forge.pki.Certificate {
+function baseCertificate(publicKey: forge.pki.PublicKey, lifetimeMs: number): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   // Positive serial: clear the top bit.
@@ -37,14 +41,14 @@ function baseCertificate(publicKey: forge.pki.PublicKey, days: number): forge.pk
   cert.serialNumber = serial.toString('hex');
   const now = Date.now();
   cert.validity.notBefore = new Date(now - 5 * 60_000);
-  cert.validity.notAfter = new Date(now + days * 86_400_000);
+  cert.validity.notAfter = new Date(now + lifetimeMs);
   return cert;
 }
 
 /** A self-signed certificate authority. */
 export function createCA(commonName: string, validityDays = 3650): KeyPair {
   const k = newKey();
-  const cert = baseCertificate(k.publicKey, validityDays);
+  const cert = baseCertificate(k.publicKey, validityDays * DAY_MS);
   const subject = [{ name: 'commonName', value: commonName }];
   cert.setSubject(subject);
   cert.setIssuer(subject);
@@ -62,7 +66,7 @@ export function issueCertificate(ca: KeyPair, req: CertificateRequest): KeyPair 
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const caKey = forge.pki.privateKeyFromPem(ca.key);
   const k = newKey();
-  const cert = baseCertificate(k.publicKey, req.validityDays ?? 365);
+  const cert = baseCertificate(k.publicKey, req.validityMs ?? (req.validityDays ?? 365) * DAY_MS);
   const subject: forge.pki.CertificateField[] = [{ name: 'commonName', value: req.commonName }];
   for (const o of req.organizations ?? []) subject.push({ name: 'organizationName', value: o });
   cert.setSubject(subject);

@@ -33,6 +33,16 @@ const INSTALLS: { name: string; dir: string; components?: string[] }[] = [
     dir: 'overlays/self-signed',
     components: ['components/servicemonitor'],
   },
+  {
+    name: 'cert-manager + NetworkPolicy',
+    dir: 'overlays/cert-manager',
+    components: ['components/networkpolicy'],
+  },
+  {
+    name: 'self-signed + NetworkPolicy + ServiceMonitor',
+    dir: 'overlays/self-signed',
+    components: ['components/networkpolicy', 'components/servicemonitor'],
+  },
 ];
 
 /** CRDs of cert-manager (deploy/crds) and the ServiceMonitor CRD, from the Go module cache. */
@@ -107,7 +117,31 @@ describe('manifests/ on a real API server', () => {
       expect(obj(obj(answer).metadata).name).toBe(o.metadata.name);
     }
     if (name.includes('ServiceMonitor')) expect(() => find(objects, 'ServiceMonitor')).not.toThrow();
+    if (name.includes('NetworkPolicy')) expect(() => find(objects, 'NetworkPolicy')).not.toThrow();
   });
+
+  it.each(INSTALLS.filter((i) => i.name.includes('NetworkPolicy')))(
+    '$name: the NetworkPolicy selects the operator pods and admits only the webhook and metrics ports',
+    ({ name }) => {
+      const objects = rendered.get(name) ?? [];
+      const policy = obj(find(objects, 'NetworkPolicy').spec);
+      expect(find(objects, 'NetworkPolicy').metadata.namespace).toBe(
+        find(objects, 'Namespace').metadata.name,
+      );
+      const podLabels = obj(obj(obj(find(objects, 'Deployment').spec).template).metadata).labels;
+      expect(podLabels).toMatchObject(obj(obj(policy.podSelector).matchLabels));
+      expect(policy.policyTypes).toEqual(['Ingress']);
+      const c = container(objects);
+      const config = configOf(objects);
+      const admitted = list(policy.ingress)
+        .flatMap((rule) => list(rule.ports))
+        .map((p) => (typeof p.port === 'number' ? p.port : portNumber(c, p.port)))
+        .sort((a, b) => Number(a) - Number(b));
+      expect(admitted).toEqual([config['metrics-port'], config['webhook-port']].sort((a, b) => a - b));
+      // Health probes come from the kubelet on the pod's own node, which NetworkPolicy does not filter.
+      expect(admitted).not.toContain(config['health-port']);
+    },
+  );
 
   it.each(INSTALLS)(
     '$name: the pod passes Pod Security "restricted" (dry-run create of the template)',

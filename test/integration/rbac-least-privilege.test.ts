@@ -65,11 +65,12 @@ const NEEDED: Grant[] = [
     scope: 'own-namespace',
     names: ['helmrelease-autopilot'],
   },
-  // webhook/selfsigned.ts: the caBundle of our own webhook configuration, and the shared CA Secret.
+  // webhook/cabundle.ts, webhook/selfsigned.ts: our own webhook configuration, watched by name (a list/watch
+  // with fieldSelector metadata.name is authorized by resourceNames) and its caBundle patched; the CA Secret.
   {
     group: 'admissionregistration.k8s.io',
     resource: 'mutatingwebhookconfigurations',
-    verbs: ['get', 'patch'],
+    verbs: ['get', 'list', 'watch', 'patch'],
     scope: 'cluster',
     names: ['helmrelease-autopilot'],
     selfSigned: true,
@@ -419,6 +420,14 @@ describe('least privilege: the operator as its ServiceAccount, with RBAC rendere
       await eventually(async () => (await bundles()).every((b) => b === caSecret['tls.crt']), {
         what: 'caBundle = the CA of the Secret',
       });
+      // Recreated without a caBundle (the manifest applied anew): the watch by name sees it, the patch restores it.
+      const mwc = find(selfSigned, 'MutatingWebhookConfiguration');
+      await admin.delete(objectPath(MutatingWebhookConfigurations, undefined, mwc.metadata.name));
+      await apply(admin, discovery, mwc);
+      await eventually(async () => (await bundles()).every((b) => b === caSecret['tls.crt']), {
+        what: 'caBundle restored after the configuration was recreated',
+        timeoutMs: 15_000,
+      });
       await run.roles.stop();
       roles = undefined;
       expect(run.exits).toEqual([]);
@@ -438,6 +447,22 @@ describe('least privilege: the operator as its ServiceAccount, with RBAC rendere
           }),
       ],
       ['list webhook configurations', (c) => c.get(collectionPath(MutatingWebhookConfigurations))],
+      [
+        'watch all webhook configurations',
+        (c) =>
+          c.request({
+            path: collectionPath(MutatingWebhookConfigurations),
+            query: { watch: true, timeoutSeconds: 1 },
+          }),
+      ],
+      [
+        'list another webhook configuration by name',
+        (c) =>
+          c.request({
+            path: collectionPath(MutatingWebhookConfigurations),
+            query: { fieldSelector: 'metadata.name=not-ours' },
+          }),
+      ],
       [
         'delete its webhook configuration',
         (c) => c.delete(objectPath(MutatingWebhookConfigurations, undefined, 'helmrelease-autopilot')),

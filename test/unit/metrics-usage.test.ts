@@ -10,7 +10,11 @@ import {
 
 describe('metricNames', () => {
   it.each([
-    ['rate with matchers and a Grafana range', 'sum by (reason) (rate(a_total{namespace=~"$namespace"}[$__rate_interval]))', ['a_total']],
+    [
+      'rate with matchers and a Grafana range',
+      'sum by (reason) (rate(a_total{namespace=~"$namespace"}[$__rate_interval]))',
+      ['a_total'],
+    ],
     ['histogram quantile', 'histogram_quantile(0.99, sum by (le) (rate(h_bucket{x="y"}[5m])))', ['h_bucket']],
     ['arithmetic with time() and numbers', '(g > 0) - time() < 7 * 24 * 3600', ['g']],
     ['or with absent()', 'max by (namespace) (l) < 1 or absent(l)', ['l']],

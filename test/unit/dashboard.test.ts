@@ -41,6 +41,7 @@ describe('the Grafana dashboard', () => {
     const ids = all.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
     for (const p of panels) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax
       expect(p.datasource, str(p.title)).toEqual({ type: 'prometheus', uid: '${datasource}' });
       const targets = array(p.targets).filter(isObject);
       expect(targets.length, str(p.title)).toBeGreaterThan(0);
@@ -61,7 +62,10 @@ describe('the Grafana dashboard', () => {
   });
 
   it('panels fit the 24-column grid without overlapping', () => {
-    const boxes = all.map((p) => ({ title: str(p.title), ...(p.gridPos as Record<string, number>) }));
+    const boxes = all.map((p) => {
+      const g = isObject(p.gridPos) ? p.gridPos : {};
+      return { title: str(p.title), x: Number(g.x), y: Number(g.y), w: Number(g.w), h: Number(g.h) };
+    });
     for (const b of boxes) {
       expect(b.x + b.w, b.title).toBeLessThanOrEqual(24);
       expect(b.h, b.title).toBeGreaterThan(0);

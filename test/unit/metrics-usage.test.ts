@@ -23,6 +23,7 @@ describe('metricNames', () => {
     ['__name__ matcher', '{__name__="x_total", job="y"}', ['x_total']],
     ['a brace inside a string', 'sum(rate(a{b="c}) by (d"}[1m])) without (e)', ['a']],
     ['bool modifier and unless', 'count(up == bool 1) unless c', ['up', 'c']],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax
     ['Grafana ${var} and $__range', 'increase(a{ns=~"${namespace:regex}"}[$__range])', ['a']],
     ['durations with several units', 'max_over_time(a[1h30m:5m])', ['a']],
     ['scientific numbers', 'a > 1e3 and b < 0x10', ['a', 'b']],

@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { TokenBucket } from '../../controller/queue.ts';
 import { startRetryController } from '../../controller/retries/reconciler.ts';
 import { startTriggerController } from '../../controller/triggers/controller.ts';
@@ -114,12 +114,19 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
   const writeLimiter = new TokenBucket(config['write-qps'], config['write-burst']);
   const events = createEventRecorder({ client, logger: log, instance: ctx.instance });
   const watchNamespace = config['watch-namespace'];
+  const leader = new Gauge({
+    name: 'helmrelease_autopilot_leader',
+    help: '1 while this replica runs the reconcilers (it holds the leader Lease, or --leader-elect=false), else 0.',
+    registers: [registry],
+  });
+  leader.set(0);
   let running: { stop(): Promise<void> }[] = [];
   let started = false;
   return {
     start() {
       if (started) return;
       started = true;
+      leader.set(1);
       running.push(
         startTriggerController({
           client,
@@ -141,6 +148,7 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
     async stop() {
       const r = running;
       running = [];
+      leader.set(0);
       await Promise.all(r.map((c) => c.stop()));
     },
   };

@@ -1,12 +1,12 @@
 // Renders manifests/ with the kustomize that hack/build-kustomize.sh builds (or $KUSTOMIZE), and applies
 // rendered objects to a real API server with server-side apply, for real or as a dry run.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { HACK_DIR } from '../../hack/controlplane.ts';
+import { HACK_DIR, moduleDir, readVersions } from '../../hack/controlplane.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { isObject, type JsonObject, str } from '../../src/util/narrow.ts';
 
@@ -55,8 +55,9 @@ export async function render(dir: string, components: string[] = []): Promise<K8
   }
 }
 
+/** Parses rendered YAML the way kubectl, Helm and the API server do (YAML 1.1: `defaultMode: 0440` is octal). */
 export function parseObjects(yamlText: string): K8sObject[] {
-  return parseAllDocuments(yamlText)
+  return parseAllDocuments(yamlText, { version: '1.1' })
     .map((d) => d.toJS() as unknown)
     .filter((o): o is K8sObject => {
       if (o === null) return false;
@@ -130,4 +131,24 @@ export async function apply(
     body: o,
     query: { fieldManager: FIELD_MANAGER, force: true, ...(dryRun ? { dryRun: 'All' } : {}) },
   });
+}
+
+/** CRDs of cert-manager (deploy/crds) and prometheus-operator's ServiceMonitor and PrometheusRule, from the Go module cache. */
+export async function thirdPartyCRDs(): Promise<string[]> {
+  const v = readVersions();
+  const cm = join(
+    await moduleDir(`github.com/cert-manager/cert-manager@${v.CERT_MANAGER_VERSION}`),
+    'deploy/crds',
+  );
+  const po = join(
+    await moduleDir(`github.com/prometheus-operator/prometheus-operator@${v.PROMETHEUS_OPERATOR_VERSION}`),
+    'example/prometheus-operator-crd',
+  );
+  return [
+    ...readdirSync(cm)
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => join(cm, f)),
+    join(po, 'monitoring.coreos.com_servicemonitors.yaml'),
+    join(po, 'monitoring.coreos.com_prometheusrules.yaml'),
+  ];
 }

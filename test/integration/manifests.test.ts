@@ -2,22 +2,15 @@
 // dryRun=All: validation, defaulting, CEL compilation of matchConditions, admission), and the rendered
 // objects agree with each other and with the code's flags. A dedicated control plane, because
 // cert-manager's and prometheus-operator's CRDs (read from their Go modules) are installed into it.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type ControlPlane,
-  HACK_DIR,
-  installCRDs,
-  moduleDir,
-  readVersions,
-  startControlPlane,
-} from '../../hack/controlplane.ts';
+import { type ControlPlane, HACK_DIR, installCRDs, startControlPlane } from '../../hack/controlplane.ts';
 import { parseConfig } from '../../src/config.ts';
 import { ApiError, KubeClient } from '../../src/kube/client.ts';
 import { array, isObject, type JsonObject, str } from '../../src/util/narrow.ts';
 import { loadKubeConfig } from '../support/cluster.ts';
-import { apply, Discovery, find, type K8sObject, render } from './manifests-render.ts';
+import { apply, Discovery, find, type K8sObject, render, thirdPartyCRDs } from './manifests-render.ts';
 
 const INSTALLS: { name: string; dir: string; components?: string[] }[] = [
   { name: 'base', dir: 'base' },
@@ -43,25 +36,22 @@ const INSTALLS: { name: string; dir: string; components?: string[] }[] = [
     dir: 'overlays/self-signed',
     components: ['components/networkpolicy', 'components/servicemonitor'],
   },
+  {
+    name: 'cert-manager + PrometheusRule + dashboard',
+    dir: 'overlays/cert-manager',
+    components: ['components/prometheusrule', 'components/dashboard'],
+  },
+  {
+    name: 'self-signed + every component',
+    dir: 'overlays/self-signed',
+    components: [
+      'components/servicemonitor',
+      'components/prometheusrule',
+      'components/dashboard',
+      'components/networkpolicy',
+    ],
+  },
 ];
-
-/** CRDs of cert-manager (deploy/crds) and the ServiceMonitor CRD, from the Go module cache. */
-async function thirdPartyCRDs(): Promise<string[]> {
-  const v = readVersions();
-  const cm = join(
-    await moduleDir(`github.com/cert-manager/cert-manager@${v.CERT_MANAGER_VERSION}`),
-    'deploy/crds',
-  );
-  const po = await moduleDir(
-    `github.com/prometheus-operator/prometheus-operator@${v.PROMETHEUS_OPERATOR_VERSION}`,
-  );
-  return [
-    ...readdirSync(cm)
-      .filter((f) => f.endsWith('.yaml'))
-      .map((f) => join(cm, f)),
-    join(po, 'example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml'),
-  ];
-}
 
 const obj = (v: unknown): JsonObject => (isObject(v) ? v : {});
 const list = (v: unknown): JsonObject[] => array(v).filter(isObject);
@@ -116,8 +106,12 @@ describe('manifests/ on a real API server', () => {
       expect(obj(answer).kind).toBe(o.kind);
       expect(obj(obj(answer).metadata).name).toBe(o.metadata.name);
     }
-    if (name.includes('ServiceMonitor')) expect(() => find(objects, 'ServiceMonitor')).not.toThrow();
-    if (name.includes('NetworkPolicy')) expect(() => find(objects, 'NetworkPolicy')).not.toThrow();
+    if (name.includes('ServiceMonitor') || name.includes('every component'))
+      expect(() => find(objects, 'ServiceMonitor')).not.toThrow();
+    if (name.includes('PrometheusRule') || name.includes('every component'))
+      expect(() => find(objects, 'PrometheusRule')).not.toThrow();
+    if (name.includes('NetworkPolicy') || name.includes('every component'))
+      expect(() => find(objects, 'NetworkPolicy')).not.toThrow();
   });
 
   it.each(INSTALLS.filter((i) => i.name.includes('NetworkPolicy')))(
@@ -277,6 +271,18 @@ describe('manifests/ on a real API server', () => {
       });
     },
   );
+
+  it('the dashboard component: one ConfigMap in the operator namespace, labelled for Grafana, holding dashboard.json', () => {
+    const objects = rendered.get('cert-manager + PrometheusRule + dashboard') ?? [];
+    const cm = find(objects, 'ConfigMap', 'helmrelease-autopilot-dashboard');
+    expect(cm.metadata.namespace).toBe(find(objects, 'Namespace').metadata.name);
+    expect(obj(cm.metadata.labels)).toMatchObject({ grafana_dashboard: '1' });
+    const data = obj(cm.data);
+    expect(Object.keys(data)).toEqual(['helmrelease-autopilot.json']);
+    expect(JSON.parse(String(data['helmrelease-autopilot.json']))).toEqual(
+      JSON.parse(readFileSync(resolve(HACK_DIR, '../manifests/components/dashboard/dashboard.json'), 'utf8')),
+    );
+  });
 
   it('cert-manager: Issuer -> CA Certificate -> CA Issuer -> serving Certificate, mounted at --cert-dir, CA injected', () => {
     const objects = rendered.get('cert-manager') ?? [];

@@ -11,10 +11,9 @@ import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.t
 import { createEventRecorder, type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
 import type { MergePatch } from '../../src/kube/patch.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
-import { type ClassifyPolicy, classifyFailure } from '../../src/retry/classify.ts';
-import { type Action, decide, type RetryLimits } from '../../src/retry/decide.ts';
+import type { ClassifyPolicy } from '../../src/retry/classify.ts';
+import { type Action, decideRetry, type RetryLimits, retryInput } from '../../src/retry/decide.ts';
 import { transientPatterns } from '../../src/retry/patterns.ts';
-import { readRetryState } from '../../src/retry/state.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
@@ -143,14 +142,13 @@ class RetryReconciler {
       name: hr.metadata.name,
       resourceVersion: hr.metadata.resourceVersion,
     });
-    const c = classifyFailure(hr, this.d.policy);
-    const read = readRetryState(hr.metadata.annotations);
-    const problems = [...c.warnings, ...read.problems];
+    const input = retryInput(hr, this.d.policy);
+    const { classification: c, problems } = input;
     if (problems.length > 0) {
       log.warn({ problems }, 'malformed retry settings on the release: using defaults');
       await this.d.events.emit(releaseTarget(hr), RetryEvents.invalidSettings(problems));
     }
-    const action = decide(hr, c, read.state, this.limits, this.d.clock.now());
+    const action = decideRetry(input, this.limits, this.d.clock.now());
     this.d.metrics.track(
       key,
       action.kind === 'wait' ? 'backing-off' : action.kind.startsWith('exhaust') ? 'exhausted' : 'other',

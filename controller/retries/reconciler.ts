@@ -11,28 +11,17 @@ import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.t
 import { createEventRecorder, type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
 import type { MergePatch } from '../../src/kube/patch.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
-import type { ClassifyPolicy } from '../../src/retry/classify.ts';
-import { type Action, decideRetry, type RetryLimits, retryInput } from '../../src/retry/decide.ts';
-import { transientPatterns } from '../../src/retry/patterns.ts';
+import { type Action, decideRetry, retryInput } from '../../src/retry/decide.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
 import { RetryEvents } from './events.ts';
 import { createRetryMetrics, type RetryMetrics } from './metrics.ts';
 
+/** `retry` holds the patterns and limits parseConfig resolved from the --retry-* flags. */
 export type RetryConfig = Pick<
   Config,
-  | 'retries'
-  | 'retry-base-delay'
-  | 'retry-factor'
-  | 'retry-max-delay'
-  | 'retry-jitter'
-  | 'retry-max-attempts'
-  | 'retry-patterns'
-  | 'notify-only'
-  | 'concurrency'
-  | 'write-qps'
-  | 'write-burst'
+  'retries' | 'retry' | 'notify-only' | 'concurrency' | 'write-qps' | 'write-burst'
 >;
 
 export interface RetryControllerOptions {
@@ -60,15 +49,11 @@ const CONFLICT_REQUEUE_MS = 1000;
 export function startRetryController(o: RetryControllerOptions): RetryController {
   const clock = o.clock ?? systemClock;
   const log = o.logger.child({ component: 'retries' });
-  const compiled = transientPatterns(o.config['retry-patterns']);
-  // parseConfig has validated the patterns already; this guards callers that build a Config by hand.
-  if (!compiled.ok) throw new Error(compiled.error);
   const metrics = createRetryMetrics(o.registry);
   const r = new RetryReconciler({
     ...o,
     clock,
     log,
-    policy: { patterns: compiled.patterns },
     events: o.events ?? createEventRecorder({ client: o.client, logger: log, clock }),
     writeLimiter: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
     metrics,
@@ -104,7 +89,6 @@ interface Deps {
   config: RetryConfig;
   clock: Clock;
   log: Logger;
-  policy: ClassifyPolicy;
   events: EventRecorder;
   writeLimiter: { take(): Promise<void> };
   metrics: RetryMetrics;
@@ -112,20 +96,11 @@ interface Deps {
 
 class RetryReconciler {
   private readonly d: Deps;
-  private readonly limits: RetryLimits;
   /** Last (episode/attempt) announced per release, so "retry scheduled" is said once, not per event. */
   private readonly announced = new Map<string, string>();
 
   constructor(d: Deps) {
     this.d = d;
-    const c = d.config;
-    this.limits = {
-      baseMs: c['retry-base-delay'],
-      factor: c['retry-factor'],
-      maxMs: c['retry-max-delay'],
-      jitter: c['retry-jitter'],
-      maxAttempts: c['retry-max-attempts'],
-    };
   }
 
   async reconcile(key: string): Promise<undefined | { requeueAfterMs: number }> {
@@ -142,13 +117,13 @@ class RetryReconciler {
       name: hr.metadata.name,
       resourceVersion: hr.metadata.resourceVersion,
     });
-    const input = retryInput(hr, this.d.policy);
+    const input = retryInput(hr, this.d.config.retry);
     const { classification: c, problems } = input;
     if (problems.length > 0) {
       log.warn({ problems }, 'malformed retry settings on the release: using defaults');
       await this.d.events.emit(releaseTarget(hr), RetryEvents.invalidSettings(problems));
     }
-    const action = decideRetry(input, this.limits, this.d.clock.now());
+    const action = decideRetry(input, this.d.config.retry.limits, this.d.clock.now());
     this.d.metrics.track(
       key,
       action.kind === 'wait' ? 'backing-off' : action.kind.startsWith('exhaust') ? 'exhausted' : 'other',
@@ -163,7 +138,7 @@ class RetryReconciler {
     why: string,
     log: Logger,
   ): Promise<undefined | { requeueAfterMs: number }> {
-    const max = this.limits.maxAttempts;
+    const max = this.d.config.retry.limits.maxAttempts;
     const notifyOnly = this.d.config['notify-only'];
     switch (a.kind) {
       case 'none':

@@ -135,13 +135,7 @@ class Harness {
   /** The delay before retry number attempts+1 of release hr, exactly as the operator computes it. */
   delay(hr: HelmRelease, attempts: number): number {
     const episode = episodeFingerprint(hr);
-    const policy = {
-      baseMs: this.config['retry-base-delay'],
-      factor: this.config['retry-factor'],
-      maxMs: this.config['retry-max-delay'],
-      jitter: this.config['retry-jitter'],
-    };
-    return backoffDelay(attempts, policy, `${hr.metadata.uid}/${episode}/${attempts}`);
+    return backoffDelay(attempts, this.config.retry.limits, `${hr.metadata.uid}/${episode}/${attempts}`);
   }
 
   /** Plays helm-controller handling our request (requestedAt == resetAt) and failing again the same way. */

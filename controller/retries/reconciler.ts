@@ -29,7 +29,10 @@ export interface RetryControllerOptions {
   caches: Pick<OperatorCaches, 'helmReleases'>;
   config: RetryConfig;
   logger: Logger;
+  /** The metrics are registered here, unless `metrics` is given. */
   registry: Registry;
+  /** Metrics made by the caller, to start the controller again on one registry (tests). */
+  metrics?: RetryMetrics;
   clock?: Clock;
   /** Default: a recorder of its own. */
   events?: EventRecorder;
@@ -49,7 +52,7 @@ const CONFLICT_REQUEUE_MS = 1000;
 export function startRetryController(o: RetryControllerOptions): RetryController {
   const clock = o.clock ?? systemClock;
   const log = o.logger.child({ component: 'retries' });
-  const metrics = createRetryMetrics(o.registry);
+  const metrics = o.metrics ?? createRetryMetrics(o.registry);
   const r = new RetryReconciler({
     ...o,
     clock,

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Registry } from 'prom-client';
 import { TokenBucket } from '../../controller/queue.ts';
-import { startRetryController } from '../../controller/retries/reconciler.ts';
+import { startRetryController } from '../../controller/retries/controller.ts';
 import { startTriggerController } from '../../controller/triggers/controller.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
 import type { Config } from '../config.ts';

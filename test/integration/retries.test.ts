@@ -4,8 +4,8 @@
 // FakeClock, so backoff is tested without sleeping; each test has its own namespace and controller.
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type RetryController, startRetryController } from '../../controller/retries/controller.ts';
 import { createRetryMetrics, type RetryMetrics } from '../../controller/retries/metrics.ts';
-import { type RetryController, startRetryController } from '../../controller/retries/reconciler.ts';
 import { type Config, parseConfig } from '../../src/config.ts';
 import { type HelmRelease, parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import { createCaches, type OperatorCaches } from '../../src/kube/caches.ts';

@@ -4,7 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export type RetryOutcome =
   /** requestedAt + resetAt written. */
   | 'triggered'
-  /** The release changed between read and write (409): re-examined, nothing counted. */
+  /** The release changed between read and write (409): nothing counted; re-examined after the queue's backoff. */
   | 'conflict'
   /** The write failed (requeued with backoff). */
   | 'error'

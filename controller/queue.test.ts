@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock, flushPromises } from '../test/support/clock.ts';
-import { TokenBucket, WorkQueue } from './queue.ts';
+import { DEFAULT_BACKOFF, type ReconcileResult, TokenBucket, WorkQueue } from './queue.ts';
 
 function recorder() {
   const calls: { key: string; at: number }[] = [];
@@ -156,6 +156,68 @@ describe('WorkQueue', () => {
     expect(done).toBe(1);
     await clock.advance(1000);
     expect(done).toBe(1);
+  });
+});
+
+/** A queue whose handler plays `script` (one outcome per run; then done), recording when each run started. */
+function scripted(script: ('error' | 'done' | number)[], backoff?: { baseMs: number; maxMs: number }) {
+  const clock = new FakeClock();
+  const start = clock.now();
+  const runs: number[] = [];
+  const delays: number[] = [];
+  const q = new WorkQueue(
+    async (): Promise<ReconcileResult> => {
+      runs.push(clock.now() - start);
+      const next = script.shift() ?? 'done';
+      if (next === 'error') throw new Error('boom');
+      return next === 'done' ? undefined : { requeueAfterMs: next };
+    },
+    {
+      concurrency: 1,
+      debounceMs: 0,
+      clock,
+      ...(backoff ? { backoff } : {}),
+      onError: (_key, _err, retryInMs) => delays.push(retryInMs),
+    },
+  );
+  q.start();
+  return { q, clock, start, runs, delays };
+}
+
+describe('WorkQueue requeue policy: the queue alone maps what a reconcile did to when it runs again', () => {
+  it('throws -> per-key backoff, 100 ms doubling to 60 s by default', async () => {
+    expect(DEFAULT_BACKOFF).toEqual({ baseMs: 100, maxMs: 60_000 });
+    const { q, clock, delays } = scripted(Array(12).fill('error'));
+    q.add('k');
+    await clock.advance(10 * 60_000);
+    expect(delays).toEqual([100, 200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 51_200, 60_000, 60_000]);
+  });
+
+  it('throws -> each key backs off on its own count', async () => {
+    const { q, clock, runs, delays } = scripted(['error', 'error', 'error']);
+    q.add('a');
+    await clock.advance(150);
+    q.add('b');
+    await clock.advance(5000);
+    expect(delays).toEqual([100, 200, 100]);
+    expect(runs).toEqual([0, 100, 150, 250, 300]);
+  });
+
+  it('done -> the failures are forgotten: a later failure backs off from the base again', async () => {
+    const { q, clock, delays } = scripted(['error', 'error', 'done', 'error']);
+    q.add('k');
+    await clock.advance(1000);
+    q.add('k');
+    await clock.advance(1000);
+    expect(delays).toEqual([100, 200, 100]);
+  });
+
+  it('requeueAfter -> the failures are forgotten and the key runs again after that delay', async () => {
+    const { q, clock, runs, delays } = scripted(['error', 'error', 1000, 'error', 'done']);
+    q.add('k');
+    await clock.advance(5000);
+    expect(runs).toEqual([0, 100, 300, 1300, 1400]);
+    expect(delays).toEqual([100, 200, 100]);
   });
 });
 

@@ -1,15 +1,27 @@
 // A work queue keyed by release, in the shape of controller-runtime's: events only add keys; a key is
-// processed by one worker at a time; adds while it is being processed run it once more afterwards;
-// failures requeue the key with per-key exponential backoff. add() debounces over a fixed window that
-// starts at the first add, so a stream of changes cannot postpone a key forever.
+// processed by one worker at a time; adds while it is being processed run it once more afterwards.
+// add() debounces over a fixed window that starts at the first add, so a stream of changes cannot
+// postpone a key forever.
+//
+// The queue alone decides requeues (controller-runtime's reconcileHandler), from what the handler did:
+//   returned undefined (done)   -> forget the key's failures
+//   returned { requeueAfterMs } -> forget its failures, run it again after that delay
+//   threw                       -> run it again after its per-key backoff (base, doubling, capped)
 import { type Clock, systemClock } from '../src/util/clock.ts';
 
-export type Handler = (key: string) => Promise<undefined | { requeueAfterMs: number }>;
+/** What a reconcile asks of the queue: nothing more (undefined), or to run again after a delay. */
+export type ReconcileResult = undefined | { requeueAfterMs: number };
+/** Reconciles one key; throwing asks the queue to retry it with backoff. */
+export type Handler = (key: string) => Promise<ReconcileResult>;
+
+/** Per-key backoff after a failure: 100 ms, doubling with each further failure, at most 60 s. */
+export const DEFAULT_BACKOFF: Readonly<{ baseMs: number; maxMs: number }> = { baseMs: 100, maxMs: 60_000 };
 
 export interface QueueOptions {
   concurrency: number;
   /** Window after the first add() during which further adds coalesce; 0: due at once. */
   debounceMs: number;
+  /** Default: DEFAULT_BACKOFF. */
   backoff?: { baseMs: number; maxMs: number };
   clock?: Clock;
   /** Called when the handler throws (after the key is requeued with backoff). */
@@ -87,7 +99,7 @@ export class WorkQueue {
 
   constructor(handler: Handler, options: QueueOptions) {
     this.handler = handler;
-    this.o = { backoff: { baseMs: 500, maxMs: 60_000 }, clock: systemClock, ...options };
+    this.o = { backoff: DEFAULT_BACKOFF, clock: systemClock, ...options };
   }
 
   /** Enqueues key after the debounce window (coalescing with an add already pending). */
@@ -202,18 +214,23 @@ export class WorkQueue {
     );
   }
 
+  /** Counts a failure of key and returns its delay: base * 2^(failures - 1), at most max. */
+  private backoff(key: string): number {
+    const n = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, n);
+    const { baseMs, maxMs } = this.o.backoff;
+    return Math.min(maxMs, baseMs * 2 ** Math.min(n - 1, 30));
+  }
+
   private run(key: string): void {
     this.processing.add(key);
     const p = (async () => {
       try {
         const result = await this.handler(key);
-        this.failures.delete(key);
+        this.forget(key);
         if (result) this.addAfter(key, result.requeueAfterMs);
       } catch (err) {
-        const n = (this.failures.get(key) ?? 0) + 1;
-        this.failures.set(key, n);
-        const { baseMs, maxMs } = this.o.backoff;
-        const delay = Math.min(maxMs, baseMs * 2 ** Math.min(n - 1, 30));
+        const delay = this.backoff(key);
         this.addAfter(key, delay);
         this.o.onError?.(key, err, delay);
       } finally {

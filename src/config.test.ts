@@ -75,6 +75,22 @@ describe('parseConfig', () => {
     expect(() => parseConfig(argv, {})).toThrow(message);
   });
 
+  it('resolves the retry flags once: compiled patterns (defaults first) and the limits', () => {
+    const c = parseConfig(
+      ['--retry-patterns=connection reset', '--retry-base-delay=10s', '--retry-max-attempts=3'],
+      { AUTOPILOT_RETRY_JITTER: '0.5' },
+    );
+    expect(c.retry.limits).toEqual({
+      baseMs: 10_000,
+      factor: 2,
+      maxMs: 600_000,
+      jitter: 0.5,
+      maxAttempts: 3,
+    });
+    expect(c.retry.patterns.at(-1)).toEqual(/connection reset/i);
+    expect(c.retry.patterns.some((p) => p.test('context deadline exceeded'))).toBe(true);
+  });
+
   it('names the environment variable when its value is bad', () => {
     expect(() => parseConfig([], { AUTOPILOT_HEALTH_PORT: '70000' })).toThrow(
       /\$AUTOPILOT_HEALTH_PORT: "70000" must be an integer/,

@@ -2,6 +2,8 @@
 // Precedence: command-line flag, then environment variable, then default. The README's configuration
 // table is checked against FLAGS by test/unit/readme.test.ts.
 
+import type { ClassifyPolicy } from './retry/classify.ts';
+import type { RetryLimits } from './retry/decide.ts';
 import { transientPatterns } from './retry/patterns.ts';
 
 export class ConfigError extends Error {}
@@ -299,7 +301,16 @@ export const FLAGS = {
 } satisfies Record<string, FlagSpec<unknown>>;
 
 type Flags = typeof FLAGS;
-export type Config = { [K in keyof Flags]: Flags[K]['default'] };
+/** Every flag's value, as given. */
+export type FlagValues = { [K in keyof Flags]: Flags[K]['default'] };
+/** The flags, and what is resolved from them once, at start-up. */
+export type Config = FlagValues & { retry: RetryPolicy };
+
+/** The retry flags resolved: the transient patterns compiled (defaults, then --retry-patterns) and the limits. */
+export interface RetryPolicy extends ClassifyPolicy {
+  limits: RetryLimits;
+}
+
 export type FlagName = keyof Flags;
 
 export const HELP_FLAG = 'help';
@@ -389,7 +400,7 @@ export function parseConfig(
     else config[name] = spec.default;
   }
   config.namespace ||= sources.inClusterNamespace?.() || DEFAULT_NAMESPACE;
-  return validate(config as Config);
+  return validate(config as FlagValues);
 }
 
 function parseEnv(spec: FlagSpec<unknown>, name: string, raw: string): unknown {
@@ -405,8 +416,8 @@ function splitFlag(s: string): [string, string | undefined] {
   return eq < 0 ? [s, undefined] : [s.slice(0, eq), s.slice(eq + 1)];
 }
 
-/** Checks that need more than one flag. */
-function validate(c: Config): Config {
+/** Checks that need more than one flag, and the resolved parts. */
+function validate(c: FlagValues): Config {
   if (c['lease-renew-deadline'] >= c['lease-duration']) {
     throw new ConfigError('--lease-renew-deadline must be shorter than --lease-duration');
   }
@@ -417,9 +428,24 @@ function validate(c: Config): Config {
     throw new ConfigError('--retry-base-delay must not exceed --retry-max-delay');
   }
   if (c['retry-base-delay'] <= 0) throw new ConfigError('--retry-base-delay must be greater than 0');
-  const patterns = transientPatterns(c['retry-patterns']);
-  if (!patterns.ok) throw new ConfigError(`${patterns.error} [$${FLAGS['retry-patterns'].env}]`);
+  const retry = resolveRetryPolicy(c);
   if (!c.webhook && !c.reconciler)
     throw new ConfigError('--webhook and --reconciler are both off: nothing to run');
-  return c;
+  return { ...c, retry };
+}
+
+/** Compiles the transient patterns once (a bad one names its flag) and assembles the retry limits. */
+function resolveRetryPolicy(c: FlagValues): RetryPolicy {
+  const compiled = transientPatterns(c['retry-patterns']);
+  if (!compiled.ok) throw new ConfigError(`${compiled.error} [$${FLAGS['retry-patterns'].env}]`);
+  return {
+    patterns: compiled.patterns,
+    limits: {
+      baseMs: c['retry-base-delay'],
+      factor: c['retry-factor'],
+      maxMs: c['retry-max-delay'],
+      jitter: c['retry-jitter'],
+      maxAttempts: c['retry-max-attempts'],
+    },
+  };
 }

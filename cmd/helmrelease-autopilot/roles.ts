@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import { TokenBucket } from '../../controller/queue.ts';
-import { startRetryController } from '../../controller/retries/reconciler.ts';
+import { startRetryController } from '../../controller/retries/controller.ts';
 import { startTriggerController } from '../../controller/triggers/controller.ts';
 import type { Config } from '../../src/config.ts';
 import { createCaches } from '../../src/kube/caches.ts';

@@ -4,7 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export type RetryOutcome =
   /** requestedAt + resetAt written. */
   | 'triggered'
-  /** The release changed between read and write (409): re-examined, nothing counted. */
+  /** The release changed between read and write (409): nothing counted; re-examined after the queue's backoff. */
   | 'conflict'
   /** The write failed (requeued with backoff). */
   | 'error'
@@ -22,13 +22,11 @@ export interface RetryMetrics {
   reset(): void;
 }
 
-// One set of metrics per Registry: the controller is started again each time this replica becomes the
-// leader, and prom-client refuses to register a name twice.
-const perRegistry = new WeakMap<Registry, RetryMetrics>();
-
+/**
+ * Registers the metrics on registry: call it once per registry (prom-client refuses a name twice).
+ * startRetryController does, and it runs once per process: losing the Lease ends the process (ADR 0003).
+ */
 export function createRetryMetrics(registry: Registry): RetryMetrics {
-  const existing = perRegistry.get(registry);
-  if (existing) return existing;
   const backingOff = new Set<string>();
   const exhausted = new Set<string>();
   const registers = [registry];
@@ -54,7 +52,7 @@ export function createRetryMetrics(registry: Registry): RetryMetrics {
       this.set(exhausted.size);
     },
   });
-  const metrics: RetryMetrics = {
+  return {
     outcome: (o) => retries.inc({ outcome: o }),
     track(key, state) {
       if (state === 'backing-off') backingOff.add(key);
@@ -71,6 +69,4 @@ export function createRetryMetrics(registry: Registry): RetryMetrics {
       exhausted.clear();
     },
   };
-  perRegistry.set(registry, metrics);
-  return metrics;
 }

@@ -1,213 +1,153 @@
-// The retry reconciler: watches HelmReleases through the shared cache, and for each one that failed on a
-// transient error asks Flux to try again — after a backoff, up to a cap, with its state on the release.
-// Reconcile by key: every event only enqueues the release; the handler re-reads it from the cache,
-// classifies it, decides (src/retry, pure) and performs at most one conditional write.
+// The retry reconciler: for a HelmRelease that failed on a transient error, ask Flux to try again — after
+// a backoff, up to a cap, with its state on the release. Reconcile by key, in three steps: gather the
+// release from the cache into one RetryInput, decide (src/retry, pure), act (at most one conditional
+// write, plus events and metrics). What to do next is the queue's: the result asks for a requeue after
+// the backoff; a thrown error (a 409 included) is retried with the queue's backoff.
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import type { Config } from '../../src/config.ts';
-import { type HelmRelease, releaseKey } from '../../src/flux/helmrelease.ts';
+import { parseReleaseKey } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches } from '../../src/kube/caches.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.ts';
-import { createEventRecorder, type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
+import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
 import type { MergePatch } from '../../src/kube/patch.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
-import { type ClassifyPolicy, classifyFailure } from '../../src/retry/classify.ts';
-import { type Action, decide, type RetryLimits } from '../../src/retry/decide.ts';
-import { transientPatterns } from '../../src/retry/patterns.ts';
-import { readRetryState } from '../../src/retry/state.ts';
-import { type Clock, systemClock } from '../../src/util/clock.ts';
-import { errorMessage } from '../../src/util/errors.ts';
-import { TokenBucket, WorkQueue } from '../queue.ts';
+import { type Action, decideRetry, type RetryInput, retryInput } from '../../src/retry/decide.ts';
+import type { Clock } from '../../src/util/clock.ts';
+import type { ReconcileResult } from '../queue.ts';
 import { RetryEvents } from './events.ts';
-import { createRetryMetrics, type RetryMetrics } from './metrics.ts';
+import type { RetryMetrics } from './metrics.ts';
 
-export type RetryConfig = Pick<
-  Config,
-  | 'retries'
-  | 'retry-base-delay'
-  | 'retry-factor'
-  | 'retry-max-delay'
-  | 'retry-jitter'
-  | 'retry-max-attempts'
-  | 'retry-patterns'
-  | 'notify-only'
-  | 'concurrency'
-  | 'write-qps'
-  | 'write-burst'
->;
-
-export interface RetryControllerOptions {
-  client: KubeClient;
-  caches: Pick<OperatorCaches, 'helmReleases'>;
-  config: RetryConfig;
-  logger: Logger;
-  registry: Registry;
-  clock?: Clock;
-  /** Default: a recorder of its own. */
-  events?: EventRecorder;
-  /** Shared write rate limit (all reconcilers together); default: one of its own from --write-qps/--write-burst. */
-  writeLimiter?: { take(): Promise<void> };
-}
-
-export interface RetryController {
-  /** Resolves when no release is being processed or due now (tests). */
-  whenIdle(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** How long to wait before re-examining a release after a 409 (the watch usually delivers it first). */
-const CONFLICT_REQUEUE_MS = 1000;
-
-export function startRetryController(o: RetryControllerOptions): RetryController {
-  const clock = o.clock ?? systemClock;
-  const log = o.logger.child({ component: 'retries' });
-  const compiled = transientPatterns(o.config['retry-patterns']);
-  // parseConfig has validated the patterns already; this guards callers that build a Config by hand.
-  if (!compiled.ok) throw new Error(compiled.error);
-  const metrics = createRetryMetrics(o.registry);
-  const r = new RetryReconciler({
-    ...o,
-    clock,
-    log,
-    policy: { patterns: compiled.patterns },
-    events: o.events ?? createEventRecorder({ client: o.client, logger: log, clock }),
-    writeLimiter: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
-    metrics,
-  });
-  const queue = new WorkQueue((key) => r.reconcile(key), {
-    concurrency: o.config.concurrency,
-    debounceMs: 0,
-    clock,
-    onError: (key, err, retryInMs) =>
-      log.warn({ key, err: errorMessage(err), retryInMs }, 'retry reconcile failed'),
-  });
-  const enqueue = (obj: { namespace: string; name: string }) =>
-    queue.add(releaseKey(obj.namespace, obj.name));
-  let off = () => {};
-  if (o.config.retries) {
-    off = o.caches.helmReleases.on({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
-    for (const obj of o.caches.helmReleases.list()) enqueue(obj);
-    queue.start();
-  }
-  return {
-    whenIdle: () => queue.whenIdle(),
-    async stop() {
-      off();
-      await queue.stop();
-      metrics.reset();
-    },
-  };
-}
-
-interface Deps {
-  client: KubeClient;
-  caches: Pick<OperatorCaches, 'helmReleases'>;
-  config: RetryConfig;
+export interface RetryReconcilerDeps {
+  client: Pick<KubeClient, 'mergePatch'>;
+  caches: { helmReleases: Pick<OperatorCaches['helmReleases'], 'get'> };
+  config: Pick<Config, 'retry' | 'notify-only'>;
   clock: Clock;
   log: Logger;
-  policy: ClassifyPolicy;
   events: EventRecorder;
   writeLimiter: { take(): Promise<void> };
   metrics: RetryMetrics;
 }
 
-class RetryReconciler {
-  private readonly d: Deps;
-  private readonly limits: RetryLimits;
+/** Our conditional write met a newer release (409): nothing was counted; the queue retries with backoff. */
+export class RetryConflict extends Error {
+  constructor(key: string, options?: ErrorOptions) {
+    super(`${key} changed since it was read`, options);
+    this.name = 'RetryConflict';
+  }
+}
+
+/** One reconcile's input and context. */
+interface Gathered extends RetryInput {
+  key: string;
+  log: Logger;
+}
+
+type ActionOf<K extends Action['kind']> = Extract<Action, { kind: K }>;
+
+export class RetryReconciler {
+  private readonly d: RetryReconcilerDeps;
   /** Last (episode/attempt) announced per release, so "retry scheduled" is said once, not per event. */
   private readonly announced = new Map<string, string>();
 
-  constructor(d: Deps) {
+  constructor(d: RetryReconcilerDeps) {
     this.d = d;
-    const c = d.config;
-    this.limits = {
-      baseMs: c['retry-base-delay'],
-      factor: c['retry-factor'],
-      maxMs: c['retry-max-delay'],
-      jitter: c['retry-jitter'],
-      maxAttempts: c['retry-max-attempts'],
-    };
   }
 
-  async reconcile(key: string): Promise<undefined | { requeueAfterMs: number }> {
-    const slash = key.indexOf('/');
-    const cached = this.d.caches.helmReleases.get(key.slice(0, slash), key.slice(slash + 1));
-    if (!cached) {
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const input = this.gather(key);
+    if (!input) {
       this.d.metrics.forget(key);
       this.announced.delete(key);
       return undefined;
     }
-    const hr = cached.value;
-    const log = this.d.log.child({
-      namespace: hr.metadata.namespace,
-      name: hr.metadata.name,
-      resourceVersion: hr.metadata.resourceVersion,
-    });
-    const c = classifyFailure(hr, this.d.policy);
-    const read = readRetryState(hr.metadata.annotations);
-    const problems = [...c.warnings, ...read.problems];
-    if (problems.length > 0) {
-      log.warn({ problems }, 'malformed retry settings on the release: using defaults');
-      await this.d.events.emit(releaseTarget(hr), RetryEvents.invalidSettings(problems));
-    }
-    const action = decide(hr, c, read.state, this.limits, this.d.clock.now());
-    this.d.metrics.track(
-      key,
-      action.kind === 'wait' ? 'backing-off' : action.kind.startsWith('exhaust') ? 'exhausted' : 'other',
-    );
-    return this.act(key, hr, action, c.reason, log);
+    await this.reportProblems(input);
+    const action = decideRetry(input, this.d.config.retry.limits, this.d.clock.now());
+    this.d.metrics.track(key, gaugeState(action));
+    return this.act(input, action);
   }
 
-  private async act(
-    key: string,
-    hr: HelmRelease,
-    a: Action,
-    why: string,
-    log: Logger,
-  ): Promise<undefined | { requeueAfterMs: number }> {
-    const max = this.limits.maxAttempts;
-    const notifyOnly = this.d.config['notify-only'];
+  /** The release as the cache holds it now, classified, with its stored retry state; undefined when gone. */
+  private gather(key: string): Gathered | undefined {
+    const { namespace, name } = parseReleaseKey(key);
+    const cached = this.d.caches.helmReleases.get(namespace, name);
+    if (!cached) return undefined;
+    const hr = cached.value;
+    const log = this.d.log.child({ namespace, name, resourceVersion: hr.metadata.resourceVersion });
+    return { ...retryInput(hr, this.d.config.retry), key, log };
+  }
+
+  private async reportProblems({ release, problems, log }: Gathered): Promise<void> {
+    if (problems.length === 0) return;
+    log.warn({ problems }, 'malformed retry settings on the release: using defaults');
+    await this.d.events.emit(releaseTarget(release), RetryEvents.invalidSettings(problems));
+  }
+
+  private async act(g: Gathered, a: Action): Promise<ReconcileResult> {
     switch (a.kind) {
       case 'none':
-        log.debug({ why: a.why }, 'no retry');
+        g.log.debug({ why: a.why }, 'no retry');
         return undefined;
       case 'exhausted':
-        log.debug({ attempts: a.attempts, episode: a.episode }, 'retry budget spent');
+        g.log.debug({ attempts: a.attempts, episode: a.episode }, 'retry budget spent');
         return undefined;
       case 'wait':
-        if (this.once(key, `${a.episode}/${a.attempt}/scheduled`)) {
-          log.info({ attempt: a.attempt, delayMs: a.delayMs, why }, 'retry scheduled');
-          await this.d.events.emit(releaseTarget(hr), RetryEvents.scheduled(why, a.attempt, max, a.delayMs));
-        }
-        return { requeueAfterMs: a.delayMs };
+        return this.announceWait(g, a);
       case 'clear':
-        if (notifyOnly) return undefined;
-        log.info('release is Ready: retry state cleared');
-        return this.write(hr, a.patch, log);
+        return this.clear(g, a);
       case 'retry':
-        if (notifyOnly) {
-          if (this.once(key, `${a.episode}/${a.attempt}/due`)) {
-            this.d.metrics.outcome('notified');
-            await this.d.events.emit(releaseTarget(hr), RetryEvents.due(why, a.attempt, max));
-          }
-          return undefined;
-        }
-        return this.write(hr, a.patch, log, async () => {
-          this.d.metrics.outcome('triggered');
-          log.info({ attempt: a.attempt, token: a.token, why }, 'retry requested');
-          await this.d.events.emit(releaseTarget(hr), RetryEvents.triggered(why, a.attempt, max, a.token));
-        });
-      case 'exhaust': {
-        const announce = async () => {
-          this.d.metrics.outcome('exhausted');
-          log.warn({ attempts: a.attempts, episode: a.episode, why }, 'retries exhausted');
-          await this.d.events.emit(releaseTarget(hr), RetryEvents.exhausted(why, a.attempts));
-        };
-        if (!notifyOnly) return this.write(hr, a.patch, log, announce);
-        if (this.once(key, `${a.episode}/exhausted`)) await announce();
-        return undefined;
-      }
+        return this.retry(g, a);
+      case 'exhaust':
+        return this.exhaust(g, a);
     }
+  }
+
+  /** Says once per attempt that a retry is scheduled, and asks the queue to come back when it is due. */
+  private async announceWait(g: Gathered, a: ActionOf<'wait'>): Promise<ReconcileResult> {
+    if (this.once(g.key, `${a.episode}/${a.attempt}/scheduled`)) {
+      const why = g.classification.reason;
+      g.log.info({ attempt: a.attempt, delayMs: a.delayMs, why }, 'retry scheduled');
+      const event = RetryEvents.scheduled(why, a.attempt, this.maxAttempts, a.delayMs);
+      await this.d.events.emit(releaseTarget(g.release), event);
+    }
+    return { requeueAfterMs: a.delayMs };
+  }
+
+  private async clear(g: Gathered, a: ActionOf<'clear'>): Promise<ReconcileResult> {
+    if (this.d.config['notify-only']) return undefined;
+    g.log.info('release is Ready: retry state cleared');
+    await this.write(g, a.patch);
+    return undefined;
+  }
+
+  /** requestedAt = resetAt = one fresh token; with --notify-only, an event once instead. */
+  private async retry(g: Gathered, a: ActionOf<'retry'>): Promise<ReconcileResult> {
+    const why = g.classification.reason;
+    const target = releaseTarget(g.release);
+    if (this.d.config['notify-only']) {
+      if (this.once(g.key, `${a.episode}/${a.attempt}/due`)) {
+        this.d.metrics.outcome('notified');
+        await this.d.events.emit(target, RetryEvents.due(why, a.attempt, this.maxAttempts));
+      }
+      return undefined;
+    }
+    if (!(await this.write(g, a.patch))) return undefined;
+    this.d.metrics.outcome('triggered');
+    g.log.info({ attempt: a.attempt, token: a.token, why }, 'retry requested');
+    await this.d.events.emit(target, RetryEvents.triggered(why, a.attempt, this.maxAttempts, a.token));
+    return undefined;
+  }
+
+  /** Records that the budget is spent (with --notify-only: says so once) and tells the user. */
+  private async exhaust(g: Gathered, a: ActionOf<'exhaust'>): Promise<ReconcileResult> {
+    const announce = this.d.config['notify-only']
+      ? this.once(g.key, `${a.episode}/exhausted`)
+      : await this.write(g, a.patch);
+    if (!announce) return undefined;
+    const why = g.classification.reason;
+    this.d.metrics.outcome('exhausted');
+    g.log.warn({ attempts: a.attempts, episode: a.episode, why }, 'retries exhausted');
+    await this.d.events.emit(releaseTarget(g.release), RetryEvents.exhausted(why, a.attempts));
+    return undefined;
   }
 
   /** True the first time `what` is seen for key (since the last different one). */
@@ -217,30 +157,34 @@ class RetryReconciler {
     return true;
   }
 
-  /** One conditional merge patch; a 409 means someone wrote first: re-examine, count nothing. */
-  private async write(
-    hr: HelmRelease,
-    patch: MergePatch,
-    log: Logger,
-    onWritten?: () => Promise<void>,
-  ): Promise<undefined | { requeueAfterMs: number }> {
+  private get maxAttempts(): number {
+    return this.d.config.retry.limits.maxAttempts;
+  }
+
+  /**
+   * One conditional merge patch (the patch carries the resourceVersion read). True when written; false
+   * when the release is gone. A 409 (someone wrote first) counts nothing and throws RetryConflict.
+   */
+  private async write(g: Gathered, patch: MergePatch): Promise<boolean> {
+    const { namespace, name } = g.release.metadata;
     await this.d.writeLimiter.take();
     try {
-      await this.d.client.mergePatch(
-        objectPath(HelmReleases, hr.metadata.namespace, hr.metadata.name),
-        patch,
-      );
+      await this.d.client.mergePatch(objectPath(HelmReleases, namespace, name), patch);
+      return true;
     } catch (err) {
-      if (isNotFound(err)) return undefined;
+      if (isNotFound(err)) return false;
       if (isConflict(err)) {
         this.d.metrics.outcome('conflict');
-        log.debug('release changed since it was read: re-examining');
-        return { requeueAfterMs: CONFLICT_REQUEUE_MS };
+        throw new RetryConflict(g.key, { cause: err });
       }
       this.d.metrics.outcome('error');
       throw err;
     }
-    await onWritten?.();
-    return undefined;
   }
+}
+
+/** Which gauge a decision puts the release in. */
+function gaugeState(a: Action): 'backing-off' | 'exhausted' | 'other' {
+  if (a.kind === 'wait') return 'backing-off';
+  return a.kind === 'exhaust' || a.kind === 'exhausted' ? 'exhausted' : 'other';
 }

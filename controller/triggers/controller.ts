@@ -21,7 +21,7 @@ import { tokenSource } from '../../src/triggers/token.ts';
 import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from '../../src/triggers/warmup.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
-import { TokenBucket, WorkQueue } from '../queue.ts';
+import { DEFAULT_BACKOFF, TokenBucket, WorkQueue } from '../queue.ts';
 import { TriggerIndex } from './index.ts';
 import { createTriggerMetrics, type TriggerMetrics } from './metrics.ts';
 import { ObservedChanges, type ReconcilerDeps, TriggerError, TriggerReconciler } from './reconciler.ts';
@@ -93,7 +93,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: o.config.concurrency,
     debounceMs: o.config.debounce,
-    backoff: o.backoff ?? { baseMs: 100, maxMs: 60_000 },
+    backoff: o.backoff ?? DEFAULT_BACKOFF,
     clock,
     onError: reportFailure(metrics, log),
   });

@@ -13,7 +13,7 @@ import {
 } from '../../test/support/flux-status.ts';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, Flux } from '../names.ts';
-import { classifyFailure, type Verdict } from './classify.ts';
+import { CHECKS, classifyFailure, classifyInput, noReleaseFailure, type Verdict } from './classify.ts';
 import { transientPatterns } from './patterns.ts';
 
 const o: ShapeOptions = { namespace: 'apps', name: 'podinfo', generation: 3, at: '2026-01-01T00:00:00Z' };
@@ -212,5 +212,113 @@ describe('classifyFailure on the condition shapes helm-controller writes', () =>
     const status = stalledFailure(o, 'install', HelmErrors.legacyTimeout);
     const conditions = (status.conditions as { type: string }[]).filter((c) => c.type !== 'Released');
     expect(classifyFailure(release({ ...status, conditions }), policy).verdict).toBe('retry');
+  });
+});
+
+/** The check that decides for hr: the first in CHECKS that applies, else the fallback. */
+function decidedBy(hr: HelmRelease): string {
+  const input = classifyInput(hr, policy);
+  return CHECKS.find((check) => check(input) !== undefined)?.name ?? noReleaseFailure.name;
+}
+
+const failedUpgrade = stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout);
+const { lastAttemptedGeneration: _, ...withoutAttempted } = failedUpgrade;
+
+/** A status with one condition changed. */
+function withCondition(type: string, change: Record<string, unknown>, status = failedUpgrade) {
+  const conditions = (status.conditions as { type: string }[]).map((c) =>
+    c.type === type ? { ...c, ...change } : c,
+  );
+  return { ...status, conditions };
+}
+
+describe('the checks, in the order of the spec', () => {
+  it('are listed in this order; the first that applies decides', () => {
+    expect(CHECKS.map((check) => check.name)).toEqual([
+      'optedOut',
+      'retriesTurnedOff',
+      'beingDeleted',
+      'suspended',
+      'releaseReady',
+      'specChanged',
+      'fluxReconciling',
+      'requestPending',
+      'readyForAnotherReason',
+      'stalledForAnotherReason',
+      'transientFailure',
+    ]);
+  });
+
+  it.each<[string, string, HelmRelease, Verdict]>([
+    [
+      'optedOut',
+      'ignore is "true"',
+      release(failedUpgrade, { annotations: { [Annotations.ignore]: 'true' } }),
+      'opted-out',
+    ],
+    [
+      'retriesTurnedOff',
+      'retry is "false"',
+      release(failedUpgrade, { annotations: { [Annotations.retry]: 'false' } }),
+      'opted-out',
+    ],
+    ['beingDeleted', 'deletionTimestamp set', release(failedUpgrade, { deleting: true }), 'deleting'],
+    ['suspended', 'spec.suspend', release(failedUpgrade, { suspend: true }), 'suspended'],
+    ['releaseReady', 'Ready=True', release(released(o)), 'ready'],
+    [
+      'specChanged',
+      'generation not attempted yet',
+      release(failedUpgrade, { generation: 4 }),
+      'spec-changed',
+    ],
+    [
+      'specChanged',
+      'failure observed at an older generation (no lastAttemptedGeneration)',
+      release(withCondition('Released', { observedGeneration: 2 }, withoutAttempted)),
+      'spec-changed',
+    ],
+    [
+      'fluxReconciling',
+      'Reconciling=True (Flux retries itself)',
+      release(retryingFailure(o, HelmErrors.legacyTimeout)),
+      'in-progress',
+    ],
+    ['fluxReconciling', 'Ready=Unknown (an action runs)', release(inProgress(o)), 'in-progress'],
+    [
+      'requestPending',
+      'requestedAt not yet handled',
+      release(failedUpgrade, { annotations: { [Flux.requestedAt]: '2026-01-01T00:05:00.000Z' } }),
+      'request-pending',
+    ],
+    [
+      'readyForAnotherReason',
+      'Ready=False for ArtifactFailed after a failed upgrade',
+      release(withCondition('Ready', { reason: 'ArtifactFailed' })),
+      'other-failure',
+    ],
+    [
+      'stalledForAnotherReason',
+      'Stalled for MissingRollbackTarget',
+      release(withCondition('Stalled', { reason: 'MissingRollbackTarget' })),
+      'stalled-other',
+    ],
+    ['transientFailure', 'a timeout', release(failedUpgrade), 'retry'],
+    [
+      'transientFailure',
+      'a schema error',
+      release(stalledFailure(o, 'install', HelmErrors.schema)),
+      'non-transient',
+    ],
+    ['noReleaseFailure', 'no status yet (no check applies)', release({}), 'not-failed'],
+    ['noReleaseFailure', 'Ready=False before any Helm action', release(artifactFailure(o)), 'other-failure'],
+  ])('%s: %s -> %s', (check, _case, hr, verdict) => {
+    expect(decidedBy(hr)).toBe(check);
+    expect(classifyFailure(hr, policy).verdict).toBe(verdict);
+  });
+
+  it('only the checks of a failed release report the failure', () => {
+    const failure = { reason: 'UpgradeFailed', stalled: true };
+    expect(classifyFailure(release(failedUpgrade, { suspend: true }), policy).failure).toBeUndefined();
+    expect(classifyFailure(release(failedUpgrade, { generation: 4 }), policy).failure).toMatchObject(failure);
   });
 });

@@ -1,6 +1,7 @@
 // Should this release be retried? A pure function of the HelmRelease, in the shape of helm-controller's
-// own state determination: named checks in order, the first that applies decides. Only an install or
-// upgrade that failed on a transient error, and that Flux will not retry by itself, is retryable.
+// own state determination and cert-manager's policy chains: CHECKS lists named checks in the order of the
+// spec, the first that applies decides. Only an install or upgrade that failed on a transient error, and
+// that Flux will not retry by itself, is retryable.
 //
 // The condition shapes are helm-controller v1.x's (internal/reconcile, api/v2):
 // - the release action failed: Released=False, reason InstallFailed/UpgradeFailed, message
@@ -9,6 +10,7 @@
 //   ...Failed) while Released still holds the failure;
 // - remediation retries are spent: Stalled=True, reason RetriesExceeded, message
 //   "Failed to upgrade after 1 attempt(s)" — Flux stops until the spec changes or requestedAt+resetAt.
+import { isOptedOut } from '../admission/stamp.ts';
 import { type Condition, findCondition, type HelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, Flux } from '../names.ts';
 import { firstMatch, parseReleasePatterns } from './patterns.ts';
@@ -62,58 +64,184 @@ export interface Classification {
   warnings: string[];
 }
 
-export function classifyFailure(hr: HelmRelease, policy: ClassifyPolicy): Classification {
-  const warnings: string[] = [];
-  const done = (verdict: Verdict, reason: string, failure?: Failure): Classification => ({
-    verdict,
-    reason,
-    warnings,
-    ...(failure ? { failure } : {}),
-  });
-  const a = hr.metadata.annotations;
-  if (a[Annotations.ignore] === 'true') return done('opted-out', `${Annotations.ignore} is "true"`);
-  if (a[Annotations.retry] === 'false') return done('opted-out', `${Annotations.retry} is "false"`);
-  if (hr.metadata.deletionTimestamp) return done('deleting', 'the release is being deleted');
-  if (hr.suspend) return done('suspended', 'the release is suspended');
+/** What the checks look at: the release, the patterns, and its failed install or upgrade (read once). */
+export interface ClassifyInput {
+  hr: HelmRelease;
+  policy: ClassifyPolicy;
+  /** The condition that reports a failed install or upgrade, and what it says; absent when none failed. */
+  failed?: { condition: Condition; failure: Failure };
+}
 
+/** What a check found when it applies. */
+export interface Finding {
+  verdict: Verdict;
+  reason: string;
+  failure?: Failure;
+  warnings?: string[];
+}
+
+/** One rule of the spec: a finding when it applies to the release, undefined to leave it to the next. */
+export type Check = (input: ClassifyInput) => Finding | undefined;
+
+/** Reads the release once for the checks. */
+export function classifyInput(hr: HelmRelease, policy: ClassifyPolicy): ClassifyInput {
+  const condition = failingCondition(hr);
+  return { hr, policy, ...(condition ? { failed: { condition, failure: describe(hr, condition) } } : {}) };
+}
+
+/** Not ours to touch: the release opted out of everything. */
+export function optedOut({ hr }: ClassifyInput): Finding | undefined {
+  if (!isOptedOut(hr.metadata.annotations)) return undefined;
+  return { verdict: 'opted-out', reason: `${Annotations.ignore} is "true"` };
+}
+
+/** Not ours to touch: the release opted out of retries. */
+export function retriesTurnedOff({ hr }: ClassifyInput): Finding | undefined {
+  if (hr.metadata.annotations[Annotations.retry] !== 'false') return undefined;
+  return { verdict: 'opted-out', reason: `${Annotations.retry} is "false"` };
+}
+
+/** The release is going away: nothing to retry. */
+export function beingDeleted({ hr }: ClassifyInput): Finding | undefined {
+  return hr.metadata.deletionTimestamp
+    ? { verdict: 'deleting', reason: 'the release is being deleted' }
+    : undefined;
+}
+
+/** Flux leaves suspended releases alone, and so do we. */
+export function suspended({ hr }: ClassifyInput): Finding | undefined {
+  return hr.suspend ? { verdict: 'suspended', reason: 'the release is suspended' } : undefined;
+}
+
+/** Ready ends the episode (the retry state is cleared). */
+export function releaseReady({ hr }: ClassifyInput): Finding | undefined {
+  return findCondition(hr, 'Ready')?.status === 'True'
+    ? { verdict: 'ready', reason: 'the release is Ready' }
+    : undefined;
+}
+
+/** Flux has not acted on the current spec yet: the failure belongs to an older generation. */
+export function specChanged({ hr, failed }: ClassifyInput): Finding | undefined {
+  if (!failed) return undefined;
+  const gen = hr.metadata.generation;
+  const s = hr.status;
+  const observed = failed.condition.observedGeneration;
+  const reason =
+    s.lastAttemptedGeneration !== undefined && s.lastAttemptedGeneration !== gen
+      ? `generation ${gen} was not attempted yet (last attempted ${s.lastAttemptedGeneration})`
+      : observed !== undefined && observed !== gen
+        ? `the failure was observed at generation ${observed}, the spec is at ${gen}`
+        : undefined;
+  return reason ? { verdict: 'spec-changed', reason, failure: failed.failure } : undefined;
+}
+
+/** Flux is still at work (an action runs, or it retries by itself): its turn, not ours. */
+export function fluxReconciling({ hr, failed }: ClassifyInput): Finding | undefined {
+  if (!failed) return undefined;
+  const busy =
+    findCondition(hr, 'Reconciling')?.status === 'True' || findCondition(hr, 'Ready')?.status === 'Unknown';
+  return busy
+    ? { verdict: 'in-progress', reason: 'Flux is reconciling the release', failure: failed.failure }
+    : undefined;
+}
+
+/** A reconcile request (ours or anyone's) that Flux has not handled yet: wait for its outcome. */
+export function requestPending({ hr, failed }: ClassifyInput): Finding | undefined {
+  if (!failed) return undefined;
+  const requested = hr.metadata.annotations[Flux.requestedAt];
+  if (requested === undefined || requested === hr.status.lastHandledReconcileAt) return undefined;
+  return {
+    verdict: 'request-pending',
+    reason: `Flux has not yet handled requestedAt "${requested}"`,
+    failure: failed.failure,
+  };
+}
+
+/** Ready reports something other than the release failure (or its remediation): that is what holds it. */
+export function readyForAnotherReason({ hr, failed }: ClassifyInput): Finding | undefined {
   const ready = findCondition(hr, 'Ready');
-  if (ready?.status === 'True') return done('ready', 'the release is Ready');
+  if (!failed || !ready || READY_AFTER_FAILURE.includes(ready.reason)) return undefined;
+  return {
+    verdict: 'other-failure',
+    reason: `Ready is ${ready.status} for ${ready.reason}: not the release failure`,
+    failure: failed.failure,
+  };
+}
 
-  const failed = failingCondition(hr);
-  if (!failed) {
-    return ready?.status === 'False'
-      ? done('other-failure', `Ready is False for ${ready.reason || 'no reason'}: not a release failure`)
-      : done('not-failed', 'no failed install or upgrade');
-  }
-  const failure = describe(hr, failed);
-
-  const changed = specChanged(hr, failed);
-  if (changed) return done('spec-changed', changed, failure);
-  if (findCondition(hr, 'Reconciling')?.status === 'True' || ready?.status === 'Unknown') {
-    return done('in-progress', 'Flux is reconciling the release', failure);
-  }
-  const requested = a[Flux.requestedAt];
-  if (requested !== undefined && requested !== hr.status.lastHandledReconcileAt) {
-    return done('request-pending', `Flux has not yet handled requestedAt "${requested}"`, failure);
-  }
-  if (ready && !READY_AFTER_FAILURE.includes(ready.reason)) {
-    return done(
-      'other-failure',
-      `Ready is ${ready.status} for ${ready.reason}: not the release failure`,
-      failure,
-    );
-  }
+/** Stalled for a reason other than spent remediation retries: not something a retry fixes. */
+export function stalledForAnotherReason({ hr, failed }: ClassifyInput): Finding | undefined {
   const stalled = findCondition(hr, 'Stalled');
-  if (stalled?.status === 'True' && stalled.reason !== 'RetriesExceeded') {
-    return done('stalled-other', `Stalled for ${stalled.reason}`, failure);
-  }
+  if (!failed || stalled?.status !== 'True' || stalled.reason === 'RetriesExceeded') return undefined;
+  return { verdict: 'stalled-other', reason: `Stalled for ${stalled.reason}`, failure: failed.failure };
+}
 
-  const extra = parseReleasePatterns(a[Annotations.retryPatterns], Annotations.retryPatterns);
+/**
+ * Decides every failure that got this far: retry when a transient pattern (defaults, --retry-patterns,
+ * the release's own annotation) matches the Helm error. A malformed annotation is reported and ignored.
+ */
+export function transientFailure({ hr, policy, failed }: ClassifyInput): Finding | undefined {
+  if (!failed) return undefined;
+  const { failure } = failed;
+  const warnings: string[] = [];
+  const extra = parseReleasePatterns(
+    hr.metadata.annotations[Annotations.retryPatterns],
+    Annotations.retryPatterns,
+  );
   if (!extra.ok) warnings.push(`${extra.error}; using the default patterns only`);
   const patterns = extra.ok ? [...policy.patterns, ...extra.patterns] : policy.patterns;
   const match = firstMatch(patterns, failure.message);
-  if (!match) return done('non-transient', `${failure.reason}: no transient pattern matches`, failure);
-  return done('retry', `${failure.reason} matches /${match.source}/`, failure);
+  return match
+    ? { verdict: 'retry', reason: `${failure.reason} matches /${match.source}/`, failure, warnings }
+    : {
+        verdict: 'non-transient',
+        reason: `${failure.reason}: no transient pattern matches`,
+        failure,
+        warnings,
+      };
+}
+
+/**
+ * The spec, in order: the first check that applies decides. The checks after releaseReady look at the failed
+ * install or upgrade and pass a release without one; transientFailure decides every release that has one.
+ */
+export const CHECKS: readonly Check[] = [
+  optedOut,
+  retriesTurnedOff,
+  beingDeleted,
+  suspended,
+  releaseReady,
+  specChanged,
+  fluxReconciling,
+  requestPending,
+  readyForAnotherReason,
+  stalledForAnotherReason,
+  transientFailure,
+];
+
+export function classifyFailure(hr: HelmRelease, policy: ClassifyPolicy): Classification {
+  const input = classifyInput(hr, policy);
+  const { warnings = [], ...found } = firstThatApplies(input) ?? noReleaseFailure(input);
+  return { ...found, warnings };
+}
+
+function firstThatApplies(input: ClassifyInput): Finding | undefined {
+  for (const check of CHECKS) {
+    const found = check(input);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** What a release that no check applies to is: no install or upgrade failed (or Ready is False for
+ * another cause, which Flux retries by itself). */
+export function noReleaseFailure({ hr }: ClassifyInput): Finding {
+  const ready = findCondition(hr, 'Ready');
+  return ready?.status === 'False'
+    ? {
+        verdict: 'other-failure',
+        reason: `Ready is False for ${ready.reason || 'no reason'}: not a release failure`,
+      }
+    : { verdict: 'not-failed', reason: 'no failed install or upgrade' };
 }
 
 /** Released=False for an install/upgrade failure; or, without Released (older Flux), Ready=False for one. */
@@ -137,17 +265,4 @@ function describe(hr: HelmRelease, failed: Condition): Failure {
     ...(times.length > 0 ? { endedAtMs: Math.max(...times) } : {}),
     stalled: findCondition(hr, 'Stalled')?.status === 'True',
   };
-}
-
-/** Flux has not acted on the current spec yet: the failure belongs to an older generation. */
-function specChanged(hr: HelmRelease, failed: Condition): string | undefined {
-  const gen = hr.metadata.generation;
-  const s = hr.status;
-  if (s.lastAttemptedGeneration !== undefined && s.lastAttemptedGeneration !== gen) {
-    return `generation ${gen} was not attempted yet (last attempted ${s.lastAttemptedGeneration})`;
-  }
-  if (failed.observedGeneration !== undefined && failed.observedGeneration !== gen) {
-    return `the failure was observed at generation ${failed.observedGeneration}, the spec is at ${gen}`;
-  }
-  return undefined;
 }

@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { helmReleaseObject, released, stalledFailure } from '../../test/support/flux-status.ts';
+import { HelmErrors, helmReleaseObject, released, stalledFailure } from '../../test/support/flux-status.ts';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, Flux } from '../names.ts';
 import { backoffDelay } from './backoff.ts';
-import { classifyFailure } from './classify.ts';
-import { type Action, decide, type RetryLimits } from './decide.ts';
+import { type Action, decideRetry, type RetryLimits, retryInput } from './decide.ts';
 import { transientPatterns } from './patterns.ts';
-import { episodeFingerprint, readRetryState } from './state.ts';
+import { episodeFingerprint } from './state.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const o = { namespace: 'apps', name: 'podinfo', generation: 2, at: new Date(T0).toISOString() };
@@ -32,7 +31,7 @@ const delay = (attempts: number) => backoffDelay(attempts, limits, `u-1/${episod
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function run(hr: HelmRelease, now: number): Action {
-  return decide(hr, classifyFailure(hr, policy), readRetryState(hr.metadata.annotations).state, limits, now);
+  return decideRetry(retryInput(hr, policy), limits, now);
 }
 
 /** The state after `attempts` retries, the last at `last`, with Flux having handled it. */
@@ -50,7 +49,69 @@ function retried(attempts: number, last: number, extra: Record<string, string> =
   );
 }
 
-describe('decide', () => {
+describe('decideRetry: the state table at the top of decide.ts, one row per line', () => {
+  const last = T0 + 40_000;
+  const spent = T0 + 500_000;
+  it.each<[string, HelmRelease, number, Record<string, unknown>]>([
+    [
+      'ready, with state stored -> clear',
+      release(released(o), retried(2, T0).metadata.annotations),
+      T0,
+      { kind: 'clear' },
+    ],
+    ['ready, nothing stored -> nothing', release(released(o)), T0, { kind: 'none' }],
+    [
+      'retry, new episode -> the counters start at 0',
+      release(failed, {
+        [Annotations.retryAttempts]: '3',
+        [Annotations.retryEpisode]: 'an-older-episode',
+        [Annotations.retryExhausted]: iso(T0),
+      }),
+      T0 + delay(0),
+      { kind: 'retry', attempt: 1 },
+    ],
+    [
+      'retry, attempts < max, not due -> wait (requeue at the due time)',
+      retried(1, last),
+      last + delay(1) - 1,
+      { kind: 'wait', delayMs: 1, attempt: 2 },
+    ],
+    [
+      'retry, attempts < max, due -> retry (attempts + 1)',
+      retried(1, last),
+      last + delay(1),
+      { kind: 'retry', attempt: 2, token: iso(last + delay(1)) },
+    ],
+    [
+      'retry, attempts >= max -> exhaust once',
+      retried(3, spent),
+      spent + 1,
+      { kind: 'exhaust', attempts: 3 },
+    ],
+    [
+      'retry, attempts >= max, exhausted already -> then nothing',
+      retried(3, spent, { [Annotations.retryExhausted]: iso(spent + 1) }),
+      spent + 10 * limits.maxMs,
+      { kind: 'exhausted', attempts: 3 },
+    ],
+    [
+      'anything else -> nothing (non-transient)',
+      release(stalledFailure(o, 'upgrade', HelmErrors.schema)),
+      T0 + 1e9,
+      { kind: 'none' },
+    ],
+    [
+      'anything else -> nothing (our request not handled by Flux yet)',
+      release(failed, retried(1, last).metadata.annotations),
+      T0 + 1e9,
+      { kind: 'none' },
+    ],
+  ])('%s', (_line, hr, now, action) => {
+    expect(run(hr, now)).toMatchObject(action);
+  });
+});
+
+describe('decideRetry', () => {
   it('waits for the base delay after the failure, then retries with one fresh token', () => {
     const hr = release(failed);
     expect(run(hr, T0 + 1000)).toMatchObject({ kind: 'wait', delayMs: delay(0) - 1000, attempt: 1 });
@@ -127,10 +188,8 @@ describe('decide', () => {
 
   it('maxAttempts 0: exhausted at once, never a write to Flux annotations', () => {
     const hr = release(failed);
-    const a = decide(
-      hr,
-      classifyFailure(hr, policy),
-      { attempts: 0 },
+    const a = decideRetry(
+      { ...retryInput(hr, policy), state: { attempts: 0 } },
       { ...limits, maxAttempts: 0 },
       T0 + 1e9,
     );

@@ -1,5 +1,5 @@
 // The retry state machine: given the classification of a release, its stored retry state and the time,
-// one action. Pure, so the table test reads like the specification.
+// one action. Pure, so the table test (decide.test.ts) reads like the specification; one row per line:
 //
 //   ready, with state stored         -> clear (the episode is over; a later failure gets a fresh budget)
 //   retry, new episode               -> the counters start at 0
@@ -10,7 +10,7 @@
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import type { MergePatch } from '../kube/patch.ts';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
-import type { Classification } from './classify.ts';
+import { type Classification, type ClassifyPolicy, classifyFailure } from './classify.ts';
 import {
   clearPatch,
   episodeFingerprint,
@@ -18,6 +18,7 @@ import {
   freshToken,
   hasRetryState,
   type RetryState,
+  readRetryState,
   retryPatch,
 } from './state.ts';
 
@@ -33,13 +34,31 @@ export type Action =
   | { kind: 'exhaust'; patch: MergePatch; attempts: number; episode: string }
   | { kind: 'exhausted'; attempts: number; episode: string };
 
-export function decide(
-  hr: HelmRelease,
-  c: Classification,
-  state: RetryState,
-  limits: RetryLimits,
-  nowMs: number,
-): Action {
+/** Everything decideRetry looks at, read from the release once per reconcile. */
+export interface RetryInput {
+  release: HelmRelease;
+  classification: Classification;
+  /** The retry state stored on the release. */
+  state: RetryState;
+  /** Malformed per-release settings (patterns, stored state) that were ignored: for a Warning event. */
+  problems: string[];
+}
+
+/** Classifies the release and reads its stored retry state: the reconciler's input, from the release alone. */
+export function retryInput(release: HelmRelease, policy: ClassifyPolicy): RetryInput {
+  const classification = classifyFailure(release, policy);
+  const read = readRetryState(release.metadata.annotations);
+  return {
+    release,
+    classification,
+    state: read.state,
+    problems: [...classification.warnings, ...read.problems],
+  };
+}
+
+/** The one action for a release now (see the table above). */
+export function decideRetry(input: RetryInput, limits: RetryLimits, nowMs: number): Action {
+  const { release: hr, classification: c, state } = input;
   if (c.verdict === 'ready') {
     return hasRetryState(hr.metadata.annotations)
       ? { kind: 'clear', patch: clearPatch(hr) }

@@ -4,7 +4,8 @@
 // FakeClock, so backoff is tested without sleeping; each test has its own namespace and controller.
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type RetryController, startRetryController } from '../../controller/retries/reconciler.ts';
+import { type RetryController, startRetryController } from '../../controller/retries/controller.ts';
+import { createRetryMetrics, type RetryMetrics } from '../../controller/retries/metrics.ts';
 import { type Config, parseConfig } from '../../src/config.ts';
 import { type HelmRelease, parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import { createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
@@ -50,8 +51,8 @@ class Harness {
     return new Harness(client, await createNamespace(client, 'retries'), argv);
   }
 
-  /** Starts an operator replica (its own caches, queue and metrics), scoped to this test's namespace. */
-  async start(registry = new Registry()): Promise<Operator> {
+  /** Starts an operator replica (its own caches and queue; its own metrics unless given), scoped to this test's namespace. */
+  async start(registry = new Registry(), metrics?: RetryMetrics): Promise<Operator> {
     // The replica acts as the operator's ServiceAccount (manifests/base's RBAC); the test as admin.
     const client = await operatorClient();
     const caches = createCaches({ client, logger: testLogger(), namespace: this.ns });
@@ -63,6 +64,7 @@ class Harness {
       config: this.config,
       logger: testLogger(),
       registry,
+      ...(metrics ? { metrics } : {}),
       clock: this.clock,
     });
     const op = { caches, controller, registry, client };
@@ -135,13 +137,7 @@ class Harness {
   /** The delay before retry number attempts+1 of release hr, exactly as the operator computes it. */
   delay(hr: HelmRelease, attempts: number): number {
     const episode = episodeFingerprint(hr);
-    const policy = {
-      baseMs: this.config['retry-base-delay'],
-      factor: this.config['retry-factor'],
-      maxMs: this.config['retry-max-delay'],
-      jitter: this.config['retry-jitter'],
-    };
-    return backoffDelay(attempts, policy, `${hr.metadata.uid}/${episode}/${attempts}`);
+    return backoffDelay(attempts, this.config.retry.limits, `${hr.metadata.uid}/${episode}/${attempts}`);
   }
 
   /** Plays helm-controller handling our request (requestedAt == resetAt) and failing again the same way. */
@@ -435,15 +431,18 @@ describe('retries on a real API server', () => {
     expect((await h.get('app')).metadata.resourceVersion).toBe(rv);
   });
 
-  it('starts again on the same metrics registry (a new leadership term) and carries on from the stored state', async () => {
+  it('starts again in one process, on the same registry and metrics, and carries on from the stored state', async () => {
     const h = await harness();
     await h.createRelease('app');
+    // One metrics object per registry (prom-client refuses a name twice). In production the controller
+    // starts once per process: losing the Lease ends the process (ADR 0003).
     const registry = new Registry();
-    const first = await h.start(registry);
+    const metrics = createRetryMetrics(registry);
+    const first = await h.start(registry, metrics);
     await h.setStatus('app', stalledFailure(h.shape('app', 1), 'upgrade', HelmErrors.legacyTimeout));
     await h.advance(h.delay(await h.get('app'), 0));
     await h.stop(first);
-    const second = await h.start(registry);
+    const second = await h.start(registry, metrics);
     await h.fluxFailsAgain('app');
     await h.advance(h.delay(await h.get('app'), 1));
     expect((await h.get('app')).metadata.annotations[Annotations.retryAttempts]).toBe('2');

@@ -1,0 +1,83 @@
+// The retry controller: watches HelmReleases through the shared cache and enqueues every one that changes;
+// the reconciler (reconciler.ts) re-reads it and acts. The queue alone decides when a release is looked at
+// again (controller/queue.ts): after the backoff Flux is owed, or with backoff after a failure or a 409.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Config } from '../../src/config.ts';
+import { releaseKey } from '../../src/flux/helmrelease.ts';
+import type { OperatorCaches } from '../../src/kube/caches.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
+import { type Clock, systemClock } from '../../src/util/clock.ts';
+import { errorMessage } from '../../src/util/errors.ts';
+import { TokenBucket, WorkQueue } from '../queue.ts';
+import { createRetryMetrics, type RetryMetrics } from './metrics.ts';
+import { RetryConflict, RetryReconciler } from './reconciler.ts';
+
+/** `retry` holds the patterns and limits parseConfig resolved from the --retry-* flags. */
+export type RetryConfig = Pick<
+  Config,
+  'retries' | 'retry' | 'notify-only' | 'concurrency' | 'write-qps' | 'write-burst'
+>;
+
+export interface RetryControllerOptions {
+  client: KubeClient;
+  caches: Pick<OperatorCaches, 'helmReleases'>;
+  config: RetryConfig;
+  logger: Logger;
+  /** The metrics are registered here, unless `metrics` is given. */
+  registry: Registry;
+  /** Metrics made by the caller, to start the controller again on one registry (tests). */
+  metrics?: RetryMetrics;
+  clock?: Clock;
+  /** Default: a recorder of its own. */
+  events?: EventRecorder;
+  /** Shared write rate limit (all reconcilers together); default: one of its own from --write-qps/--write-burst. */
+  writeLimiter?: { take(): Promise<void> };
+}
+
+export interface RetryController {
+  /** Resolves when no release is being processed or due now (tests). */
+  whenIdle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startRetryController(o: RetryControllerOptions): RetryController {
+  const clock = o.clock ?? systemClock;
+  const log = o.logger.child({ component: 'retries' });
+  const metrics = o.metrics ?? createRetryMetrics(o.registry);
+  const reconciler = new RetryReconciler({
+    ...o,
+    clock,
+    log,
+    events: o.events ?? createEventRecorder({ client: o.client, logger: log, clock }),
+    writeLimiter: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
+    metrics,
+  });
+  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+    concurrency: o.config.concurrency,
+    debounceMs: 0,
+    clock,
+    onError: (key, err, retryInMs) => {
+      const fields = { key, retryInMs, err: errorMessage(err) };
+      if (err instanceof RetryConflict) log.debug(fields, 'release changed since it was read: re-examining');
+      else log.warn(fields, 'retry reconcile failed');
+    },
+  });
+  const enqueue = (obj: { namespace: string; name: string }) =>
+    queue.add(releaseKey(obj.namespace, obj.name));
+  let off = () => {};
+  if (o.config.retries) {
+    off = o.caches.helmReleases.on({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
+    for (const obj of o.caches.helmReleases.list()) enqueue(obj);
+    queue.start();
+  }
+  return {
+    whenIdle: () => queue.whenIdle(),
+    async stop() {
+      off();
+      await queue.stop();
+      metrics.reset();
+    },
+  };
+}

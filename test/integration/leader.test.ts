@@ -130,7 +130,11 @@ describe('leader election', () => {
         );
         // SIGKILL: the follower waits for expiry (3 s lease), no longer; SIGTERM: the leader released the Lease.
         expect(Date.now() - killed).toBeLessThan(within);
-        expect(procs[follower]?.out.join('')).toContain('became leader');
+        // Its log line travels through a pipe and may arrive after the Lease write the test saw.
+        await eventually(() => procs[follower]?.out.join('').includes('became leader') || undefined, {
+          what: 'the new leader says so',
+          timeoutMs: 5_000,
+        });
         if (signal === 'SIGTERM') {
           expect(await procs[leader]?.exit).toBe(0);
           expect(procs[leader]?.out.join('')).toContain('released the lease');

@@ -85,28 +85,73 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     for (const stop of stops.splice(0).reverse()) await stop();
   };
 
-  let tlsServer: HttpsServer | undefined;
-  let pending: CertPair | undefined;
+  const tls = await startTls(o, log, metrics, stopping.signal, stops);
+  const app = createApp(tls.options);
+  tls.attach(app.server);
+  app.server.on('tlsClientError', (err: Error & { code?: string }) => {
+    metrics.tlsHandshakeErrors.inc();
+    log.debug({ err: errorMessage(err), code: err.code }, 'TLS handshake refused');
+  });
+  const deps = { lookup, lookupTimeoutMs: config['webhook-lookup-timeout'], metrics, logger: log };
+  const ready = () => tls.loaded() && lookup.hasSynced();
+  registerRoutes(app, { deps, ready, registry });
+  try {
+    await app.listen({ host: config['bind-address'], port: config['webhook-port'] });
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const port = (app.server.address() as AddressInfo).port;
+  log.info({ port, host: config['bind-address'], clientAuth: tls.clientAuth }, 'webhook listening');
+  return {
+    port,
+    ready,
+    reloadCertificates: tls.reload,
+    async close() {
+      await stopAll();
+      await app.close();
+    },
+  };
+}
+
+interface Tls {
+  /** For the server's creation: the pair loaded so far (if any) and the client CA (if required). */
+  options: TlsOptions;
+  /** From now on, changes of the pair or the client CA are applied to this server's new connections. */
+  attach(server: HttpsServer): void;
+  loaded(): boolean;
+  reload(): Promise<void>;
+  clientAuth: boolean;
+}
+
+/** The serving pair (files, or self-signed and renewed) and the optional client CA: loaded, watched, applied. */
+async function startTls(
+  o: WebhookServerOptions,
+  log: Logger,
+  metrics: ReturnType<typeof createWebhookMetrics>,
+  signal: AbortSignal,
+  stops: (() => Promise<void> | void)[],
+): Promise<Tls> {
+  const { config } = o;
+  let server: HttpsServer | undefined;
+  // New connections get the new context; open ones keep theirs until the client closes them.
+  const apply = () => {
+    const pair = watcher.current();
+    if (server && pair) server.setSecureContext(secureContext(pair, clientCA?.current()));
+  };
   // Throws (stopping start-up) when the bundle is unusable: client authentication must not fail open.
   const clientCA = config['webhook-client-ca']
     ? new ClientCAWatcher({
         path: config['webhook-client-ca'],
         pollIntervalMs: config['cert-poll-interval'],
         logger: log,
-        onChange: () => applyContext(),
+        onChange: apply,
       })
     : undefined;
-  // New connections get the new context; open ones keep theirs until the client closes them.
-  const applyContext = () => {
-    const pair = watcher.current();
-    if (tlsServer && pair) tlsServer.setSecureContext(secureContext(pair, clientCA?.current()));
-  };
-
-  let selfSigned: { renew: () => void } | undefined;
-  if (config['tls-mode'] === 'self-signed') {
-    selfSigned = await startSelfSigned(o, log, stopping.signal, stops, () => watcher.reload());
-  }
-
+  const selfSigned =
+    config['tls-mode'] === 'self-signed'
+      ? await startSelfSigned(o, log, signal, stops, () => watcher.reload())
+      : undefined;
   const watcher = new CertWatcher({
     dir: config['cert-dir'],
     pollIntervalMs: config['cert-poll-interval'],
@@ -114,8 +159,7 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     onChange: (pair) => {
       metrics.certificateExpiry.set(pair.notAfter.getTime() / 1000);
       metrics.certificateLoads.inc({ result: 'loaded' });
-      if (tlsServer) applyContext();
-      else pending = pair;
+      apply();
     },
     onInvalid: () => metrics.certificateLoads.inc({ result: 'invalid' }),
   });
@@ -126,19 +170,30 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     stops.push(() => clientCA.stop());
   }
   selfSigned?.renew();
-  if (!pending)
+  const pair = watcher.current();
+  if (!pair)
     log.warn(
       { certDir: config['cert-dir'] },
       'no valid certificate yet; TLS handshakes fail until one appears',
     );
-
-  const https: TlsOptions = {
-    minVersion: MIN_TLS,
-    ...(pending ? { cert: pending.cert, key: pending.key } : {}),
-    // Verified by TLS itself: a client without a certificate from this CA never reaches a route.
-    ...(clientCA ? { requestCert: true, rejectUnauthorized: true, ca: clientCA.current() } : {}),
+  return {
+    options: {
+      minVersion: MIN_TLS,
+      ...(pair ? { cert: pair.cert, key: pair.key } : {}),
+      // Verified by TLS itself: a client without a certificate from this CA never reaches a route.
+      ...(clientCA ? { requestCert: true, rejectUnauthorized: true, ca: clientCA.current() } : {}),
+    },
+    attach: (s) => {
+      server = s;
+    },
+    loaded: () => watcher.current() !== undefined,
+    reload: () => watcher.reload(),
+    clientAuth: clientCA !== undefined,
   };
-  const app = Fastify({
+}
+
+function createApp(https: TlsOptions) {
+  return Fastify({
     https,
     bodyLimit: BODY_LIMIT,
     requestTimeout: REQUEST_TIMEOUT_MS,
@@ -149,32 +204,6 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     onConstructorPoisoning: 'ignore',
     logger: false,
   });
-  tlsServer = app.server;
-  tlsServer.on('tlsClientError', (err: Error & { code?: string }) => {
-    metrics.tlsHandshakeErrors.inc();
-    log.debug({ err: errorMessage(err), code: err.code }, 'TLS handshake refused');
-  });
-  const deps = { lookup, lookupTimeoutMs: config['webhook-lookup-timeout'], metrics, logger: log };
-  const ready = () => watcher.current() !== undefined && lookup.hasSynced();
-  registerRoutes(app, { deps, ready, registry });
-  try {
-    await app.listen({ host: config['bind-address'], port: config['webhook-port'] });
-  } catch (err) {
-    await stopAll();
-    throw err;
-  }
-  const port = (app.server.address() as AddressInfo).port;
-  log.info({ port, host: config['bind-address'], clientAuth: clientCA !== undefined }, 'webhook listening');
-  const server = app;
-  return {
-    port,
-    ready,
-    reloadCertificates: () => watcher.reload(),
-    async close() {
-      await stopAll();
-      await server.close();
-    },
-  };
 }
 
 function secureContext(pair: CertPair, clientCA: string | undefined): SecureContextOptions {
@@ -267,7 +296,7 @@ async function sharedCA(o: WebhookServerOptions, log: Logger): Promise<KeyPair |
   } catch (err) {
     // Fine for one replica (local runs); several replicas would each trust only their own CA.
     log.warn(
-      { err, namespace: o.namespace },
+      { err: errorMessage(err), namespace: o.namespace },
       'cannot share the self-signed CA through a Secret; using a local CA',
     );
     return undefined;

@@ -62,6 +62,14 @@ const OWN = [
 ];
 const SHORT: Record<string, string> = { o: 'output', n: 'namespace', A: 'all' };
 
+/** The type of an operator flag by name ("no-<bool>" included, as the operator's parser accepts it). */
+function operatorFlagType(name: string): string | undefined {
+  const spec = (FLAGS as Record<string, { type: string }>)[name];
+  if (spec) return spec.type;
+  const negated = (FLAGS as Record<string, { type: string }>)[name.replace(/^no-/, '')];
+  return name.startsWith('no-') && negated?.type === 'bool' ? 'bool' : undefined;
+}
+
 export function parseExplainArgs(argv: readonly string[]): ExplainOptions {
   const o: ExplainOptions = {
     all: false,
@@ -86,9 +94,9 @@ export function parseExplainArgs(argv: readonly string[]): ExplainOptions {
     let name = eq < 0 ? body : body.slice(0, eq);
     let value = eq < 0 ? undefined : body.slice(eq + 1);
     if (!arg.startsWith('--')) name = SHORT[name] ?? '';
-    const operatorFlag = !OWN.includes(name) && name in FLAGS;
+    const operatorFlag = !OWN.includes(name) && operatorFlagType(name) !== undefined;
     if (!OWN.includes(name) && !operatorFlag) throw new UsageError(`unknown flag ${arg}`);
-    const isBool = name === 'all' || (operatorFlag && FLAGS[name as keyof typeof FLAGS].type === 'bool');
+    const isBool = name === 'all' || (operatorFlag && operatorFlagType(name) === 'bool');
     if (value === undefined && !isBool) {
       value = argv[++i];
       if (value === undefined) throw new UsageError(`${arg} needs a value`);

@@ -49,6 +49,19 @@ export function renderRetry(r: Explanation['retry'], now: number): string {
   return `${head} — ${why}${details ? `\n           ${details}` : ''}`;
 }
 
+function digestLines(e: Explanation): string[] {
+  const d = e.digest;
+  const stamped = `  stamped  ${d.stamped ? shortDigest(d.stamped) : '(none)'}`;
+  if (e.sources.length === 0)
+    return ['Values digest: none (the release consumes no valuesFrom data)', ...(d.stamped ? [stamped] : [])];
+  const now = d.cannotCompute
+    ? `cannot compute: ${d.cannotCompute}`
+    : d.now
+      ? `${shortDigest(d.now)}  ${d.now === d.stamped ? '(equal)' : '(differs)'}`
+      : '(not computed: see Trigger)';
+  return ['Values digest:', stamped, `  now      ${now}`];
+}
+
 export function renderExplanation(e: Explanation, now: number): string {
   const out: string[] = [];
   const r = e.release;
@@ -84,14 +97,7 @@ export function renderExplanation(e: Explanation, now: number): string {
     ),
   );
 
-  const d = e.digest;
-  out.push('', 'Values digest:');
-  out.push(`  stamped  ${d.stamped ? shortDigest(d.stamped) : '(none)'}`);
-  if (d.cannotCompute)
-    out.push(`  now      cannot compute: ${d.cannotCompute.replace(/^cannot compute: /, '')}`);
-  else if (d.now)
-    out.push(`  now      ${shortDigest(d.now)}  ${d.now === d.stamped ? '(equal)' : '(differs)'}`);
-  else out.push('  now      (not computed)');
+  out.push('', ...digestLines(e));
 
   out.push('', `Trigger:   ${renderTrigger(e.trigger)}`);
   for (const a of e.trigger.assumes ?? []) out.push(`           assumes ${a}`);

@@ -159,6 +159,9 @@ export async function snapshotReads(
     },
     hasSynced: () => true,
   });
+  // Keyed digests (issue 11) need the cluster key from its Secret in the operator's namespace: read it here like
+  // any source and throw Unreadable('the key Secret <ns>/<name>', read) when refused, so the digest and the
+  // trigger verdict read "cannot compute: no access to the key Secret ..." instead of a wrong digest.
   const store = new ValuesStore({
     sources: { ConfigMap: view('ConfigMap'), Secret: view('Secret') },
     fetch: async (kind, ns, n) => {

@@ -6,5 +6,5 @@ if ! command -v shellcheck >/dev/null; then
   echo "shellcheck not installed: shell scripts not linted (apt-get install shellcheck)" >&2
   exit 0
 fi
-mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
+mapfile -t scripts < <(git ls-files '*.sh' .ci/run hack/kubectl-autopilot)
 shellcheck -x "${scripts[@]}"

@@ -17,6 +17,7 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder } from '../../src/kube/events.ts';
 import { LeaderElector } from '../../src/kube/leader.ts';
 import type { Logger } from '../../src/log.ts';
+import { reconcilerScope } from '../../src/scope.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
 import type { ReadinessCheck } from './ops-server.ts';
 
@@ -113,7 +114,6 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
   // One write budget and one event recorder for both reconcilers.
   const writeLimiter = new TokenBucket(config['write-qps'], config['write-burst']);
   const events = createEventRecorder({ client, logger: log, instance: ctx.instance });
-  const watchNamespace = config['watch-namespace'];
   const leader = new Gauge({
     name: 'helmrelease_autopilot_leader',
     help: '1 while this replica runs the reconcilers (it holds the leader Lease, or --leader-elect=false), else 0.',
@@ -136,7 +136,7 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
           registry,
           events,
           writeLimiter,
-          ...(watchNamespace ? { inScope: (ns: string) => ns === watchNamespace } : {}),
+          inScope: reconcilerScope(config),
         }),
       );
       if (config.retries) {

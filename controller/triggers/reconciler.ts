@@ -13,14 +13,13 @@ import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Flux } from '../../src/names.ts';
 import {
   decideTrigger,
-  type LinkSourceState,
-  recordedLinks,
   type SkipReason,
   skipBeforeLookup,
   type TriggerAction,
   type TriggerInput,
 } from '../../src/triggers/decide.ts';
-import { parseSourceId, type SourceId, sourceAllowed } from '../../src/triggers/links.ts';
+import { gatherTriggerInput, type TriggerReads } from '../../src/triggers/gather.ts';
+import { parseSourceId, type SourceId } from '../../src/triggers/links.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { shortDigest } from '../../src/values/digest.ts';
@@ -114,32 +113,19 @@ export class TriggerReconciler {
   /** The one input of the decision; any failed lookup is a TriggerError('lookup') the queue retries. */
   private async gather(hr: HelmRelease): Promise<TriggerInput> {
     try {
-      const valuesDigest =
-        hr.valuesFrom.length > 0 ? await digestOfRelease(this.d.caches.values, hr) : undefined;
-      return { hr, valuesDigest, links: await this.linkSources(hr) };
+      return await gatherTriggerInput(hr, this.reads);
     } catch (err) {
       throw new TriggerError('lookup', `values lookup failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 
-  /** The state of every source that links to the release now, or is recorded on it. */
-  private async linkSources(hr: HelmRelease): Promise<Record<SourceId, LinkSourceState>> {
-    const { namespace, name, annotations } = hr.metadata;
-    const out: Record<SourceId, LinkSourceState> = {};
-    for (const id of this.d.index.linkedSources(namespace, name)) {
-      const src = parseSourceId(id);
-      if (!sourceAllowed(namespace, annotations, src.namespace)) {
-        out[id] = { state: 'refused' };
-        continue;
-      }
-      const digest = await this.d.caches.values.dataDigest(src.kind, src.namespace, src.name);
-      out[id] = digest === null ? { state: 'gone' } : { state: 'linked', digest };
-    }
-    for (const id of recordedLinks(hr)) {
-      if (!(id in out)) out[id] = this.sourceMeta(id) ? { state: 'unlinked' } : { state: 'gone' };
-    }
-    return out;
-  }
+  /** The gatherer reads the operator's caches (explain reads the same through the user's client). */
+  private readonly reads: TriggerReads = {
+    valuesDigest: (hr) => digestOfRelease(this.d.caches.values, hr),
+    linkedSources: (namespace, name) => this.d.index.linkedSources(namespace, name),
+    dataDigest: (kind, namespace, name) => this.d.caches.values.dataDigest(kind, namespace, name),
+    exists: (id) => this.sourceMeta(id) !== undefined,
+  };
 
   private async act(key: string, input: TriggerInput, a: TriggerAction, log: Logger): Promise<undefined> {
     if (a.action === 'skip') return this.skipped(key, a.reason, log);

@@ -168,6 +168,7 @@ async function localEnv(o: E2eOptions): Promise<E2eEnv> {
     };
   } catch (err) {
     await stopAll();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
 }

@@ -1,0 +1,43 @@
+// The trigger decision's gatherer: everything decideTrigger looks at, read through one interface. The
+// trigger reconciler reads through the operator's caches; `explain` reads through the user's own client.
+// Both call this function, so they feed the decision the same input and cannot disagree about a release.
+import type { HelmRelease, ValuesSourceKind } from '../flux/helmrelease.ts';
+import { type LinkSourceState, recordedLinks, type TriggerInput } from './decide.ts';
+import { parseSourceId, type SourceId, sourceAllowed } from './links.ts';
+
+/** Where the gatherer reads. Any method may reject (or throw): the input cannot be gathered then. */
+export interface TriggerReads {
+  /** The digest of the valuesFrom data the release consumes now. */
+  valuesDigest(hr: HelmRelease): Promise<string>;
+  /** The sources whose link annotations name the release now (any namespace). */
+  linkedSources(namespace: string, name: string): readonly SourceId[];
+  /** A digest over all data of one source; null when it does not exist. */
+  dataDigest(kind: ValuesSourceKind, namespace: string, name: string): Promise<string | null>;
+  /** Whether a source exists (it may no longer link). */
+  exists(id: SourceId): boolean;
+}
+
+/** The one input of decideTrigger for a release that is not skipped before the lookup. */
+export async function gatherTriggerInput(hr: HelmRelease, reads: TriggerReads): Promise<TriggerInput> {
+  const valuesDigest = hr.valuesFrom.length > 0 ? await reads.valuesDigest(hr) : undefined;
+  return { hr, valuesDigest, links: await linkSources(hr, reads) };
+}
+
+/** The state of every source that links to the release now, or is recorded on it. */
+async function linkSources(hr: HelmRelease, reads: TriggerReads): Promise<Record<SourceId, LinkSourceState>> {
+  const { namespace, name, annotations } = hr.metadata;
+  const out: Record<SourceId, LinkSourceState> = {};
+  for (const id of reads.linkedSources(namespace, name)) {
+    const src = parseSourceId(id);
+    if (!sourceAllowed(namespace, annotations, src.namespace)) {
+      out[id] = { state: 'refused' };
+      continue;
+    }
+    const digest = await reads.dataDigest(src.kind, src.namespace, src.name);
+    out[id] = digest === null ? { state: 'gone' } : { state: 'linked', digest };
+  }
+  for (const id of recordedLinks(hr)) {
+    if (!(id in out)) out[id] = reads.exists(id) ? { state: 'unlinked' } : { state: 'gone' };
+  }
+  return out;
+}

@@ -218,6 +218,7 @@ describe('charts/helmrelease-autopilot', () => {
 
     it('the derived ones follow tls and the release: tls-mode, webhook-configuration, self-signed-dns-names, namespace', async () => {
       expect(derived.sort()).toEqual([
+        'exclude-namespaces',
         'namespace',
         'self-signed-dns-names',
         'tls-mode',
@@ -241,6 +242,19 @@ describe('charts/helmrelease-autopilot', () => {
       const env = list(container(objects).env).find((e) => e.name === FLAGS.namespace.env);
       expect(obj(obj(env?.valueFrom).fieldRef).fieldPath).toBe('metadata.namespace');
       expect(find(objects, 'Deployment').metadata.namespace).toBe('ops');
+    });
+
+    it('the reconcilers exclude exactly what the webhook configuration excludes', async () => {
+      for (const excluded of [undefined, ['kube-system', 'flux-system'], []]) {
+        const values: JsonObject = excluded ? { webhook: { excludeNamespaces: excluded } } : {};
+        const objects = await helmTemplate(values, { release: 'ap', namespace: 'ops' });
+        const config = parseConfig(args(objects), { AUTOPILOT_NAMESPACE: 'ops' });
+        const hook = list(find(objects, 'MutatingWebhookConfiguration').webhooks)[0];
+        const selector = list(obj(obj(hook).namespaceSelector).matchExpressions)[0];
+        expect([...config['exclude-namespaces']].sort()).toEqual(
+          list(obj(selector).values).map(String).sort(),
+        );
+      }
     });
 
     it.each(derived)('values.schema.json refuses flags.%s (the chart sets it)', async (name) => {

@@ -7,7 +7,7 @@
 // message, whatever the pattern, so a tenant's annotation cannot stall the process the way a backtracking
 // engine (V8's RegExp) can with `^.*(a+)+$`. RE2 syntax: no backreferences, no lookaround, no Unicode
 // classes. Linear in the message is also linear in the program, so its size is capped, per pattern and per
-// release (docs/adr/0008-linear-time-patterns.md).
+// release (docs/adr/0009-linear-time-patterns-and-one-scope.md).
 import { RE2JS } from 're2js';
 import { errorMessage } from '../util/errors.ts';
 

@@ -175,7 +175,7 @@ export const FLAGS = {
     { commas: true },
   ),
   'exclude-namespaces': list(
-    "Namespaces never stamped, triggered or retried (comma-separated or repeated). Default: kube-system and the operator's own (--namespace), as the shipped webhook configuration's namespaceSelector; --exclude-namespaces= for none.",
+    "Namespaces never stamped, triggered or retried (comma-separated or repeated); they win over --watch-namespace. Default: kube-system and the operator's own (--namespace), as the shipped webhook configuration's namespaceSelector, but for namespaces --watch-namespace names; --exclude-namespaces= for none.",
     `${E}EXCLUDE_NAMESPACES`,
     { commas: true },
   ),
@@ -425,7 +425,11 @@ export function parseConfig(
   config.namespace ||= sources.inClusterNamespace?.() || DEFAULT_NAMESPACE;
   const excludeGiven =
     fromArgs.has('exclude-namespaces') || env[FLAGS['exclude-namespaces'].env] !== undefined;
-  if (!excludeGiven) config['exclude-namespaces'] = defaultExcludedNamespaces(config.namespace as string);
+  if (!excludeGiven)
+    config['exclude-namespaces'] = defaultExcludedNamespaces(
+      config.namespace as string,
+      config['watch-namespace'] as string[],
+    );
   return validate(config as FlagValues);
 }
 
@@ -442,9 +446,12 @@ function splitFlag(s: string): [string, string | undefined] {
   return eq < 0 ? [s, undefined] : [s.slice(0, eq), s.slice(eq + 1)];
 }
 
-/** What the shipped webhook configuration's namespaceSelector excludes: kube-system and the operator's own. */
-export function defaultExcludedNamespaces(namespace: string): string[] {
-  return [...new Set(['kube-system', namespace])];
+/**
+ * What the shipped webhook configuration's namespaceSelector excludes, kube-system and the operator's own,
+ * but for those --watch-namespace names (a namespaced install may live beside the releases it serves).
+ */
+export function defaultExcludedNamespaces(namespace: string, watched: readonly string[] = []): string[] {
+  return [...new Set(['kube-system', namespace])].filter((ns) => !watched.includes(ns));
 }
 
 /** Checks that need more than one flag, and the resolved parts. */

@@ -36,7 +36,20 @@ describe('namespace scope', () => {
       { a: true, c: true, d: false },
       ['a', 'b', 'c'],
     ],
-    ['exclusion wins over the watch list', ['--watch-namespace=a,ops'], {}, { a: true, ops: false }, ['a']],
+    [
+      'an explicit exclusion wins over the watch list',
+      ['--watch-namespace=a,b', '--exclude-namespaces=b'],
+      {},
+      { a: true, b: false },
+      ['a'],
+    ],
+    [
+      'a watched namespace is not excluded by default (a namespaced install beside its releases)',
+      ['--watch-namespace=ops'],
+      {},
+      { ops: true, 'kube-system': false, a: false },
+      ['ops'],
+    ],
     [
       'explicit exclusions replace the default',
       ['--exclude-namespaces=x'],
@@ -61,7 +74,7 @@ describe('namespace scope', () => {
   it.each([
     [['--watch-namespace=Bad_Name'], '--watch-namespace: "Bad_Name" is not a namespace name'],
     [['--exclude-namespaces=a/b'], '--exclude-namespaces: "a/b" is not a namespace name'],
-    [['--watch-namespace=ops,kube-system'], 'nothing to watch'],
+    [['--watch-namespace=a', '--exclude-namespaces=a,b'], 'nothing to watch'],
   ])('refuses %j', (argv, message) => {
     expect(() => scopeOf(argv)).toThrow(message);
   });

@@ -188,7 +188,8 @@ describe('charts/helmrelease-autopilot', () => {
             name === 'lease-renew-deadline' ? (spec.default as number) / 2 : (spec.default as number) * 2,
           );
         case 'list':
-          return ['first item', 'second item'];
+          // Valid for every list: namespace and DNS names, and patterns.
+          return ['first-item', 'second-item'];
         case 'enum':
           return spec.values?.find((v) => v !== spec.default) ?? '';
         default:
@@ -209,7 +210,9 @@ describe('charts/helmrelease-autopilot', () => {
       '%s sets --%s, and flags wins over it',
       async (named, flag) => {
         const value = sample(flag);
-        const config = configOf(await helmTemplate({ [named]: value }));
+        // A named value is a string; a list flag takes it comma-separated.
+        const given = Array.isArray(value) ? value.join(',') : value;
+        const config = configOf(await helmTemplate({ [named]: given }));
         expect(config[flag as keyof typeof config]).toEqual(value);
         const both = configOf(await helmTemplate({ [named]: value, flags: { [flag]: FLAGS[flag].default } }));
         expect(both[flag as keyof typeof both]).toEqual(FLAGS[flag].default);
@@ -252,7 +255,7 @@ describe('charts/helmrelease-autopilot', () => {
         const hook = list(find(objects, 'MutatingWebhookConfiguration').webhooks)[0];
         const selector = list(obj(obj(hook).namespaceSelector).matchExpressions)[0];
         expect([...config['exclude-namespaces']].sort()).toEqual(
-          list(obj(selector).values).map(String).sort(),
+          array(obj(selector).values).map(String).sort(),
         );
       }
     });

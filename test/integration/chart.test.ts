@@ -214,7 +214,7 @@ describe('charts/helmrelease-autopilot', () => {
         const given = Array.isArray(value) ? value.join(',') : value;
         const config = configOf(await helmTemplate({ [named]: given }));
         expect(config[flag as keyof typeof config]).toEqual(value);
-        const both = configOf(await helmTemplate({ [named]: value, flags: { [flag]: FLAGS[flag].default } }));
+        const both = configOf(await helmTemplate({ [named]: given, flags: { [flag]: FLAGS[flag].default } }));
         expect(both[flag as keyof typeof both]).toEqual(FLAGS[flag].default);
       },
     );

@@ -17,6 +17,7 @@ export const DERIVED_FLAGS = {
   'self-signed-dns-names':
     'tls.mode=self-signed: the webhook Service’s names, plus tls.selfSigned.extraDnsNames',
   namespace: 'the release namespace, through AUTOPILOT_NAMESPACE (fieldRef)',
+  'exclude-namespaces': 'webhook.excludeNamespaces plus the release namespace, as the webhook configuration',
 } as const satisfies Partial<Record<keyof typeof FLAGS, string>>;
 
 /** Named values that stand for a flag (an entry of `flags` wins over them). */

@@ -27,11 +27,14 @@ describe('parseDuration', () => {
 });
 
 describe('parseConfig', () => {
-  it('uses the defaults when nothing is given (the namespace is resolved: see below)', () => {
+  it('uses the defaults when nothing is given (namespace and exclusions are resolved: see below)', () => {
     const c = parseConfig([], {});
     for (const [name, spec] of Object.entries(FLAGS)) {
-      if (name !== 'namespace') expect(c[name as keyof typeof c]).toEqual(spec.default);
+      if (name !== 'namespace' && name !== 'exclude-namespaces')
+        expect(c[name as keyof typeof c]).toEqual(spec.default);
     }
+    expect(c['exclude-namespaces']).toEqual(['kube-system', DEFAULT_NAMESPACE]);
+    expect(parseConfig(['--namespace=ops'], {})['exclude-namespaces']).toEqual(['kube-system', 'ops']);
   });
 
   it('takes a flag over its environment variable over the default', () => {
@@ -87,8 +90,24 @@ describe('parseConfig', () => {
       jitter: 0.5,
       maxAttempts: 3,
     });
-    expect(c.retry.patterns.at(-1)).toEqual(/connection reset/i);
+    expect(c.retry.patterns.at(-1)?.source).toBe('connection reset');
+    expect(c.retry.patterns.at(-1)?.test('Connection Reset by peer')).toBe(true);
     expect(c.retry.patterns.some((p) => p.test('context deadline exceeded'))).toBe(true);
+  });
+
+  it.each([
+    ['no-cross-namespace-links', 'AUTOPILOT_NO_CROSS_NAMESPACE_LINKS'],
+    ['no-release-retry-patterns', 'AUTOPILOT_NO_RELEASE_RETRY_PATTERNS'],
+    ['no-release-force', 'AUTOPILOT_NO_RELEASE_FORCE'],
+  ] as const)('lockdown flag --%s is off by default, on by flag or %s', (flag, env) => {
+    expect(parseConfig([], {})[flag]).toBe(false);
+    expect(parseConfig([`--${flag}`], {})[flag]).toBe(true);
+    expect(parseConfig([], { [env]: 'true' })[flag]).toBe(true);
+  });
+
+  it('--no-release-retry-patterns reaches the retry policy', () => {
+    expect(parseConfig([], {}).retry.ignoreReleasePatterns).toBe(false);
+    expect(parseConfig(['--no-release-retry-patterns'], {}).retry.ignoreReleasePatterns).toBe(true);
   });
 
   it('names the environment variable when its value is bad', () => {

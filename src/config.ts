@@ -101,15 +101,18 @@ const duration = (help: string, env: string, def: number): FlagSpec<number> => (
   parse: parseDuration,
 });
 
-/** A list: the flag may be repeated; the environment variable holds one item per line. */
-const list = (help: string, env: string): FlagSpec<string[]> => ({
+/**
+ * A list: the flag may be repeated; the environment variable holds one item per line. With `commas`, items
+ * may also be separated by commas (names; never patterns, where a comma is syntax).
+ */
+const list = (help: string, env: string, o: { commas?: boolean } = {}): FlagSpec<string[]> => ({
   env,
   help,
   default: [],
   type: 'list',
   parse: (raw) =>
     raw
-      .split('\n')
+      .split(o.commas ? /[\n,]/ : '\n')
       .map((s) => s.trim())
       .filter((s) => s !== ''),
 });
@@ -166,10 +169,15 @@ export const FLAGS = {
     `${E}SHUTDOWN_TIMEOUT`,
     20_000,
   ),
-  'watch-namespace': string(
-    'Watch and act in this namespace only (default: all namespaces).',
+  'watch-namespace': list(
+    'Watch, stamp and act in these namespaces only (comma-separated or repeated; default: all namespaces).',
     `${E}WATCH_NAMESPACE`,
-    '',
+    { commas: true },
+  ),
+  'exclude-namespaces': list(
+    "Namespaces never stamped, triggered or retried (comma-separated or repeated); they win over --watch-namespace. Default: kube-system and the operator's own (--namespace), as the shipped webhook configuration's namespaceSelector, but for namespaces --watch-namespace names; --exclude-namespaces= for none.",
+    `${E}EXCLUDE_NAMESPACES`,
+    { commas: true },
   ),
   // roles
   webhook: bool('Serve the mutating admission webhook.', `${E}WEBHOOK`, true),
@@ -261,6 +269,16 @@ export const FLAGS = {
     `${E}FORCE`,
     false,
   ),
+  'no-release-force': bool(
+    'Lockdown: ignore the per-release helmrelease-autopilot.dev/force annotation (--force still applies).',
+    `${E}NO_RELEASE_FORCE`,
+    false,
+  ),
+  'no-cross-namespace-links': bool(
+    "Lockdown: refuse every cross-namespace link, whatever the release's allow-source-namespaces annotation says.",
+    `${E}NO_CROSS_NAMESPACE_LINKS`,
+    false,
+  ),
   'notify-only': bool(
     'Emit events and metrics for triggers and retries, but write nothing to HelmReleases.',
     `${E}NOTIFY_ONLY`,
@@ -295,8 +313,13 @@ export const FLAGS = {
     1000,
   ),
   'retry-patterns': list(
-    'Extra transient-failure patterns (regular expressions, case-insensitive); repeatable.',
+    'Extra transient-failure patterns (RE2 regular expressions, case-insensitive); repeatable.',
     `${E}RETRY_PATTERNS`,
+  ),
+  'no-release-retry-patterns': bool(
+    'Lockdown: ignore the per-release helmrelease-autopilot.dev/retry-patterns annotation (told once per release).',
+    `${E}NO_RELEASE_RETRY_PATTERNS`,
+    false,
   ),
 } satisfies Record<string, FlagSpec<unknown>>;
 
@@ -400,6 +423,13 @@ export function parseConfig(
     else config[name] = spec.default;
   }
   config.namespace ||= sources.inClusterNamespace?.() || DEFAULT_NAMESPACE;
+  const excludeGiven =
+    fromArgs.has('exclude-namespaces') || env[FLAGS['exclude-namespaces'].env] !== undefined;
+  if (!excludeGiven)
+    config['exclude-namespaces'] = defaultExcludedNamespaces(
+      config.namespace as string,
+      config['watch-namespace'] as string[],
+    );
   return validate(config as FlagValues);
 }
 
@@ -416,6 +446,14 @@ function splitFlag(s: string): [string, string | undefined] {
   return eq < 0 ? [s, undefined] : [s.slice(0, eq), s.slice(eq + 1)];
 }
 
+/**
+ * What the shipped webhook configuration's namespaceSelector excludes, kube-system and the operator's own,
+ * but for those --watch-namespace names (a namespaced install may live beside the releases it serves).
+ */
+export function defaultExcludedNamespaces(namespace: string, watched: readonly string[] = []): string[] {
+  return [...new Set(['kube-system', namespace])].filter((ns) => !watched.includes(ns));
+}
+
 /** Checks that need more than one flag, and the resolved parts. */
 function validate(c: FlagValues): Config {
   if (c['lease-renew-deadline'] >= c['lease-duration']) {
@@ -429,10 +467,27 @@ function validate(c: FlagValues): Config {
   }
   if (c['retry-base-delay'] <= 0) throw new ConfigError('--retry-base-delay must be greater than 0');
   const retry = resolveRetryPolicy(c);
+  checkScope(c);
   if (!c.webhook && !c.reconciler)
     throw new ConfigError('--webhook and --reconciler are both off: nothing to run');
   return { ...c, retry };
 }
+
+/** Namespace names are DNS labels; a watch list that exclusions empty would watch nothing. */
+function checkScope(c: FlagValues): void {
+  for (const flag of ['watch-namespace', 'exclude-namespaces'] as const) {
+    const bad = c[flag].find((ns) => !DNS_LABEL.test(ns));
+    if (bad !== undefined) throw new ConfigError(`--${flag}: "${bad}" is not a namespace name`);
+  }
+  const watched = c['watch-namespace'];
+  if (watched.length > 0 && watched.every((ns) => c['exclude-namespaces'].includes(ns))) {
+    throw new ConfigError(
+      `--watch-namespace: every namespace given (${watched.join(', ')}) is in --exclude-namespaces: nothing to watch`,
+    );
+  }
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** Compiles the transient patterns once (a bad one names its flag) and assembles the retry limits. */
 function resolveRetryPolicy(c: FlagValues): RetryPolicy {
@@ -440,6 +495,7 @@ function resolveRetryPolicy(c: FlagValues): RetryPolicy {
   if (!compiled.ok) throw new ConfigError(`${compiled.error} [$${FLAGS['retry-patterns'].env}]`);
   return {
     patterns: compiled.patterns,
+    ignoreReleasePatterns: c['no-release-retry-patterns'],
     limits: {
       baseMs: c['retry-base-delay'],
       factor: c['retry-factor'],

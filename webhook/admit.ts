@@ -24,6 +24,8 @@ export interface AdmitDeps {
   lookupTimeoutMs: number;
   metrics: WebhookMetrics;
   logger: Logger;
+  /** Releases outside the operator's namespace scope are admitted untouched (src/scope.ts); default all. */
+  inScope?: (namespace: string) => boolean;
 }
 
 export type AdmitResult =
@@ -86,7 +88,7 @@ export async function admit(body: unknown, deps: AdmitDeps): Promise<AdmitResult
   });
   let outcome = 'skipped';
   try {
-    const plan = planAdmission(req);
+    const plan = planAdmission(req, deps.inScope);
     const need = digestNeed(plan);
     let digest: DigestOutcome | undefined;
     if (need) {

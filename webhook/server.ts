@@ -60,6 +60,8 @@ export interface WebhookServerOptions {
   client?: KubeClient;
   /** The operator's namespace (self-signed CA Secret). */
   namespace?: string;
+  /** Only releases in namespaces this accepts are stamped (src/scope.ts); default all. */
+  inScope?: (namespace: string) => boolean;
   /** Lifetime of self-signed serving certificates (renewed at two thirds of it); default one year. */
   selfSignedValidityMs?: number;
 }
@@ -92,7 +94,13 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     metrics.tlsHandshakeErrors.inc();
     log.debug({ err: errorMessage(err), code: err.code }, 'TLS handshake refused');
   });
-  const deps = { lookup, lookupTimeoutMs: config['webhook-lookup-timeout'], metrics, logger: log };
+  const deps = {
+    lookup,
+    lookupTimeoutMs: config['webhook-lookup-timeout'],
+    metrics,
+    logger: log,
+    ...(o.inScope ? { inScope: o.inScope } : {}),
+  };
   const ready = () => tls.loaded() && lookup.hasSynced();
   registerRoutes(app, { deps, ready, registry });
   try {

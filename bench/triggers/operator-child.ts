@@ -37,7 +37,7 @@ const { kubeConfig } = await loadKubeConfig({ path: env.BENCH_KUBECONFIG as stri
 const client = await KubeClient.create(kubeConfig);
 const logger = createLogger(env.BENCH_LOG_LEVEL ?? 'warn');
 const namespace = env.BENCH_NAMESPACE || undefined;
-const caches = createCaches({ client, logger, ...(namespace ? { namespace } : {}) });
+const caches = createCaches({ client, logger, ...(namespace ? { namespaces: [namespace] } : {}) });
 const registry = new Registry();
 caches.start();
 const controller = startTriggerController({

@@ -17,7 +17,7 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder } from '../../src/kube/events.ts';
 import { LeaderElector } from '../../src/kube/leader.ts';
 import type { Logger } from '../../src/log.ts';
-import { reconcilerScope } from '../../src/scope.ts';
+import { type NamespaceScope, namespaceScope } from '../../src/scope.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
 import type { ReadinessCheck } from './ops-server.ts';
 
@@ -40,19 +40,20 @@ export interface Roles {
 
 export async function startRoles(ctx: RoleContext): Promise<Roles> {
   const { config, client, log, registry } = ctx;
-  const watchNamespace = config['watch-namespace'];
+  // One scope for the webhook and both reconcilers; the caches watch what it needs.
+  const scope = namespaceScope(config);
   const caches = createCaches({
     client,
     logger: log,
     compatLinks: config['compat-trigger-operator'],
-    ...(watchNamespace ? { namespace: watchNamespace } : {}),
+    namespaces: scope.watched,
   });
   caches.start();
   const checks: ReadinessCheck[] = [{ name: 'caches', ready: () => caches.hasSynced() }];
   const stops: (() => Promise<void>)[] = [() => caches.stop()];
 
   if (config.reconciler) {
-    const reconcilers = reconcilerRole(ctx, caches);
+    const reconcilers = reconcilerRole(ctx, caches, scope);
     if (config['leader-elect']) {
       const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
       let shuttingDown = false;
@@ -94,6 +95,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
       registry,
       client,
       namespace: config.namespace,
+      inScope: scope.inScope,
     });
     checks.push({ name: 'webhook', ready: () => server.ready() });
     stops.push(() => server.close());
@@ -109,7 +111,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
 }
 
 /** The reconcilers as one unit that starts once caches are synced and stops (draining) on demand. */
-function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches>) {
+function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches>, scope: NamespaceScope) {
   const { config, client, log, registry } = ctx;
   // One write budget and one event recorder for both reconcilers.
   const writeLimiter = new TokenBucket(config['write-qps'], config['write-burst']);
@@ -136,12 +138,21 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
           registry,
           events,
           writeLimiter,
-          inScope: reconcilerScope(config),
+          inScope: scope.inScope,
         }),
       );
       if (config.retries) {
         running.push(
-          startRetryController({ client, caches, config, logger: log, registry, events, writeLimiter }),
+          startRetryController({
+            client,
+            caches,
+            config,
+            logger: log,
+            registry,
+            events,
+            writeLimiter,
+            inScope: scope.inScope,
+          }),
         );
       }
     },

@@ -34,6 +34,8 @@ export interface RetryControllerOptions {
   events?: EventRecorder;
   /** Shared write rate limit (all reconcilers together); default: one of its own from --write-qps/--write-burst. */
   writeLimiter?: { take(): Promise<void> };
+  /** Only releases in namespaces this accepts are retried (src/scope.ts); default all. */
+  inScope?: (namespace: string) => boolean;
 }
 
 export interface RetryController {
@@ -64,8 +66,10 @@ export function startRetryController(o: RetryControllerOptions): RetryController
       else log.warn(fields, 'retry reconcile failed');
     },
   });
-  const enqueue = (obj: { namespace: string; name: string }) =>
-    queue.add(releaseKey(obj.namespace, obj.name));
+  const inScope = o.inScope ?? (() => true);
+  const enqueue = (obj: { namespace: string; name: string }) => {
+    if (inScope(obj.namespace)) queue.add(releaseKey(obj.namespace, obj.name));
+  };
   let off = () => {};
   if (o.config.retries) {
     off = o.caches.helmReleases.on({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });

@@ -30,6 +30,13 @@ export const RetryEvents = {
     action: 'Retry',
     note: `Gave up after ${attempts} retries of a transient failure (${why}). No more retries until the spec, chart or values change; to start over, remove ${Annotations.retryAttempts}.`,
   }),
+  /** Once per release: a lockdown flag makes us ignore annotations it carries. */
+  settingsIgnored: (annotations: readonly string[]): EventSpec => ({
+    type: 'Warning',
+    reason: 'RetrySettingsIgnored',
+    action: 'Retry',
+    note: `Ignored ${annotations.join(', ')}: the operator runs with --no-release-retry-patterns, so only its own transient patterns apply.`,
+  }),
   invalidSettings: (problems: readonly string[]): EventSpec => ({
     type: 'Warning',
     reason: 'InvalidRetrySettings',

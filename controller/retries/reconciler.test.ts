@@ -4,6 +4,7 @@ import { parseConfig } from '../../src/config.ts';
 import { type HelmRelease, parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import { ApiError } from '../../src/kube/client.ts';
 import type { EventSpec } from '../../src/kube/events.ts';
+import { Annotations } from '../../src/names.ts';
 import { FakeClock } from '../../test/support/clock.ts';
 import { HelmErrors, helmReleaseObject, stalledFailure } from '../../test/support/flux-status.ts';
 import { testLogger } from '../../test/support/log.ts';
@@ -14,8 +15,8 @@ import { RetryConflict, RetryReconciler } from './reconciler.ts';
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const o = { namespace: 'apps', name: 'podinfo', generation: 1, at: new Date(T0).toISOString() };
 
-function failedRelease(): HelmRelease {
-  const obj = helmReleaseObject(o.namespace, o.name);
+function failedRelease(annotations?: Record<string, string>): HelmRelease {
+  const obj = helmReleaseObject(o.namespace, o.name, annotations ? { annotations } : {});
   const p = parseHelmRelease({
     ...obj,
     metadata: { ...obj.metadata, uid: 'u-1', resourceVersion: '5', generation: 1 },
@@ -26,10 +27,10 @@ function failedRelease(): HelmRelease {
 }
 
 /** A reconciler over one cached release whose writes answer with `answers` in turn (then succeed). */
-function setup(answers: (Error | undefined)[]) {
+function setup(answers: (Error | undefined)[], o2: { argv?: string[]; hr?: HelmRelease } = {}) {
   const registry = new Registry();
   const clock = new FakeClock(T0 + 3_600_000); // long past the first retry's due time
-  const hr = failedRelease();
+  let hr = o2.hr ?? failedRelease();
   const writes: unknown[] = [];
   const events: EventSpec[] = [];
   const reconciler = new RetryReconciler({
@@ -42,7 +43,7 @@ function setup(answers: (Error | undefined)[]) {
       },
     },
     caches: { helmReleases: { get: () => ({ ...o, resourceVersion: '5', value: hr }) } },
-    config: parseConfig([], {}),
+    config: parseConfig(o2.argv ?? [], {}),
     clock,
     log: testLogger(),
     events: { emit: async (_target, e) => void events.push(e) },
@@ -53,7 +54,7 @@ function setup(answers: (Error | undefined)[]) {
     const metric = await registry.getSingleMetric('helmrelease_autopilot_retries_total')?.get();
     return Object.fromEntries((metric?.values ?? []).map((v) => [v.labels.outcome, v.value]));
   };
-  return { reconciler, clock, writes, events, outcomes };
+  return { reconciler, clock, writes, events, outcomes, setRelease: (r: HelmRelease) => (hr = r) };
 }
 
 const conflict = new ApiError(409, 'Conflict', 'the object has been modified');
@@ -100,5 +101,28 @@ describe('RetryReconciler: what a write answer makes of the reconcile', () => {
     expect(runs).toEqual([0, DEFAULT_BACKOFF.baseMs]);
     expect(await r.outcomes()).toEqual({ conflict: 1, triggered: 1 });
     await q.stop();
+  });
+});
+
+describe('RetryReconciler: --no-release-retry-patterns', () => {
+  it('says once per release that the annotation is ignored, and again after it was removed and put back', async () => {
+    const annotated = failedRelease({ [Annotations.retryPatterns]: 'connection reset' });
+    const r = setup([], { argv: ['--no-release-retry-patterns'], hr: annotated });
+    const told = () => r.events.filter((e) => e.reason === 'RetrySettingsIgnored').length;
+    await r.reconciler.reconcile('apps/podinfo');
+    await r.reconciler.reconcile('apps/podinfo');
+    expect(told()).toBe(1);
+    r.setRelease(failedRelease());
+    await r.reconciler.reconcile('apps/podinfo');
+    r.setRelease(annotated);
+    await r.reconciler.reconcile('apps/podinfo');
+    expect(told()).toBe(2);
+    expect(r.events.find((e) => e.reason === 'RetrySettingsIgnored')).toMatchObject({ type: 'Warning' });
+  });
+
+  it('says nothing without the flag', async () => {
+    const r = setup([], { hr: failedRelease({ [Annotations.retryPatterns]: 'connection reset' }) });
+    await r.reconciler.reconcile('apps/podinfo');
+    expect(r.events.map((e) => e.reason)).not.toContain('RetrySettingsIgnored');
   });
 });

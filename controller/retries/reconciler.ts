@@ -48,6 +48,8 @@ export class RetryReconciler {
   private readonly d: RetryReconcilerDeps;
   /** Last (episode/attempt) announced per release, so "retry scheduled" is said once, not per event. */
   private readonly announced = new Map<string, string>();
+  /** Releases told that a lockdown flag ignores some of their annotations (told once per release). */
+  private readonly toldIgnored = new Set<string>();
 
   constructor(d: RetryReconcilerDeps) {
     this.d = d;
@@ -58,8 +60,10 @@ export class RetryReconciler {
     if (!input) {
       this.d.metrics.forget(key);
       this.announced.delete(key);
+      this.toldIgnored.delete(key);
       return undefined;
     }
+    await this.reportIgnored(input);
     await this.reportProblems(input);
     const action = decideRetry(input, this.d.config.retry.limits, this.d.clock.now());
     this.d.metrics.track(key, gaugeState(action));
@@ -74,6 +78,18 @@ export class RetryReconciler {
     const hr = cached.value;
     const log = this.d.log.child({ namespace, name, resourceVersion: hr.metadata.resourceVersion });
     return { ...retryInput(hr, this.d.config.retry), key, log };
+  }
+
+  /** Once per release (again after the annotations were removed and put back). */
+  private async reportIgnored({ key, release, ignored, log }: Gathered): Promise<void> {
+    if (ignored.length === 0) {
+      this.toldIgnored.delete(key);
+      return;
+    }
+    if (this.toldIgnored.has(key)) return;
+    this.toldIgnored.add(key);
+    log.info({ ignored }, 'per-release retry settings ignored (lockdown flag)');
+    await this.d.events.emit(releaseTarget(release), RetryEvents.settingsIgnored(ignored));
   }
 
   private async reportProblems({ release, problems, log }: Gathered): Promise<void> {

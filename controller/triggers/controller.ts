@@ -14,7 +14,8 @@ import {
 import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
-import type { Cached, Informer } from '../../src/kube/informer.ts';
+import type { Cached } from '../../src/kube/informer.ts';
+import type { SharedInformer } from '../../src/kube/informers.ts';
 import { skipBeforeLookup } from '../../src/triggers/decide.ts';
 import { linkTargets, sourceId } from '../../src/triggers/links.ts';
 import { tokenSource } from '../../src/triggers/token.ts';
@@ -35,7 +36,8 @@ export type TriggerConfig = Pick<
   | 'force'
   | 'notify-only'
   | 'compat-trigger-operator'
->;
+> &
+  Partial<Pick<Config, 'no-cross-namespace-links' | 'no-release-force'>>;
 
 export interface TriggerControllerOptions {
   client: KubeClient;
@@ -145,6 +147,8 @@ function newReconciler(
     nextToken: tokenSource(clock),
     force: o.config.force,
     notifyOnly: o.config['notify-only'],
+    noCrossNamespaceLinks: o.config['no-cross-namespace-links'] === true,
+    noReleaseForce: o.config['no-release-force'] === true,
   });
 }
 
@@ -188,7 +192,7 @@ function watchReleases(w: Wiring): () => void {
 }
 
 /** The ConfigMap and Secret informers, by kind. */
-function sourceInformers(caches: OperatorCaches): [ValuesSourceKind, Informer<SourceMeta>][] {
+function sourceInformers(caches: OperatorCaches): [ValuesSourceKind, SharedInformer<SourceMeta>][] {
   return [
     ['ConfigMap', caches.configMaps],
     ['Secret', caches.secrets],

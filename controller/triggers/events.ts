@@ -58,4 +58,11 @@ export const TriggerEvents = {
     action: 'Trigger',
     note: `HelmRelease ${release.namespace}/${release.name} does not allow sources from namespace ${sourceNamespace}; add it to its ${Annotations.allowSourceNamespaces} annotation to allow this link.`,
   }),
+  /** On the source: the operator refuses every cross-namespace link (--no-cross-namespace-links). */
+  linkRefusedByLockdown: (release: { namespace: string; name: string }): EventSpec => ({
+    type: 'Warning',
+    reason: 'LinkRefused',
+    action: 'Trigger',
+    note: `HelmRelease ${release.namespace}/${release.name} is in another namespace, and the operator refuses every cross-namespace link (--no-cross-namespace-links), whatever the release's ${Annotations.allowSourceNamespaces} says.`,
+  }),
 };

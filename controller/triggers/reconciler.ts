@@ -44,6 +44,9 @@ export interface ReconcilerDeps {
   observed: ObservedChanges;
   force: boolean;
   notifyOnly: boolean;
+  /** Lockdown flags: --no-cross-namespace-links, --no-release-force. */
+  noCrossNamespaceLinks?: boolean;
+  noReleaseForce?: boolean;
 }
 
 /** A failure the queue retries with backoff; `type` labels the error metric. */
@@ -105,7 +108,11 @@ export class TriggerReconciler {
     const early = skipBeforeLookup(hr);
     if (early) return this.skipped(key, early, log);
     const input = await this.gather(hr);
-    const { action, refused } = decideTrigger(input, { force: this.d.force, token: this.d.nextToken() });
+    const { action, refused } = decideTrigger(input, {
+      force: this.d.force,
+      token: this.d.nextToken(),
+      ignoreReleaseForce: this.d.noReleaseForce === true,
+    });
     for (const id of refused) this.tellRefused(hr, id, log);
     return this.act(key, input, action, log);
   }
@@ -113,7 +120,9 @@ export class TriggerReconciler {
   /** The one input of the decision; any failed lookup is a TriggerError('lookup') the queue retries. */
   private async gather(hr: HelmRelease): Promise<TriggerInput> {
     try {
-      return await gatherTriggerInput(hr, this.reads);
+      return await gatherTriggerInput(hr, this.reads, {
+        noCrossNamespaceLinks: this.d.noCrossNamespaceLinks === true,
+      });
     } catch (err) {
       throw new TriggerError('lookup', `values lookup failed: ${errorMessage(err)}`, { cause: err });
     }
@@ -225,11 +234,19 @@ export class TriggerReconciler {
     if (this.refused.size > 10_000) this.refused.clear();
     this.refused.add(k);
     this.d.metrics.refusedLinks.inc();
-    log.warn({ source: id }, 'cross-namespace link refused: the release does not allow the source namespace');
+    const lockdown = this.d.noCrossNamespaceLinks === true;
+    log.warn(
+      { source: id, lockdown },
+      lockdown
+        ? 'cross-namespace link refused: --no-cross-namespace-links'
+        : 'cross-namespace link refused: the release does not allow the source namespace',
+    );
     const src = parseSourceId(id);
     void this.d.events.emit(
       { apiVersion: 'v1', kind: src.kind, namespace: src.namespace, name: src.name, uid: '' },
-      TriggerEvents.linkRefused(hr.metadata, src.namespace),
+      lockdown
+        ? TriggerEvents.linkRefusedByLockdown(hr.metadata)
+        : TriggerEvents.linkRefused(hr.metadata, src.namespace),
     );
   }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Annotations, Labels } from '../names.ts';
 import { isObject, type Json, type JsonObject } from '../util/narrow.ts';
 import type { PatchOp } from './jsonpatch.ts';
-import { type DigestOutcome, digestNeed, mutate, planAdmission } from './mutate.ts';
+import { type DigestOutcome, decideAdmission, digestNeed, mutate, planAdmission } from './mutate.ts';
 import type { AdmissionRequest } from './review.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -103,6 +103,22 @@ describe('mutate: which requests are touched', () => {
   ] as [string, Partial<AdmissionRequest>, string][])('%s: allowed, no patch', (_, over, reason) => {
     const d = mutate(request(over), OK);
     expect(d).toEqual({ allowed: true, patch: [], warnings: [], reason });
+  });
+
+  it.each([
+    ['in scope', (ns: string) => ns === 'ns', 'stamped:lookup', true],
+    [
+      'out of scope (--watch-namespace, --exclude-namespaces)',
+      (ns: string) => ns !== 'ns',
+      'skipped:out-of-scope',
+      false,
+    ],
+  ])('a HelmRelease %s', (_name, inScope, reason, needsLookup) => {
+    const plan = planAdmission(request(), inScope);
+    expect(digestNeed(plan) !== undefined).toBe(needsLookup);
+    const d = decideAdmission(plan, needsLookup ? OK : undefined);
+    expect(d.reason).toBe(reason);
+    expect(d.patch.length > 0).toBe(needsLookup);
   });
 
   it.each(['v2', 'v2beta2', 'v2beta1'])('stamps HelmRelease %s', (version) => {

@@ -58,9 +58,14 @@ export interface Decision {
 
 const skip = (reason: string): Plan => ({ action: 'skip', reason });
 
-/** Decides what a request needs, before any lookup. */
-export function planAdmission(req: AdmissionRequest): Plan {
+/** Decides what a request needs, before any lookup. `inScope`: the operator's namespace scope (src/scope.ts). */
+export function planAdmission(
+  req: AdmissionRequest,
+  inScope: (namespace: string) => boolean = () => true,
+): Plan {
   if (req.kind.group !== Flux.group || req.kind.kind !== Flux.kind) return skip('not-helmrelease');
+  // Neither stamped nor looked up: the reconcilers do not act there either.
+  if (!inScope(req.namespace)) return skip('out-of-scope');
   if (req.subResource !== '') return skip('subresource');
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return skip('operation');
   const object = isObject(req.object) ? req.object : undefined;

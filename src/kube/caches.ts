@@ -8,7 +8,8 @@ import { Annotations, CompatLinkAnnotations } from '../names.ts';
 import { isObject, stringMap } from '../util/narrow.ts';
 import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
-import { Informer } from './informer.ts';
+import { Informer, type InformerOptions } from './informer.ts';
+import { informerFor, type SharedInformer } from './informers.ts';
 import { ConfigMaps, HelmReleases, Secrets } from './resources.ts';
 
 /** What is kept of a ConfigMap or Secret: only the link annotations (resourceVersion is on Cached). */
@@ -19,9 +20,9 @@ export interface SourceMeta {
 
 export interface OperatorCaches {
   /** Parsed releases; kubectl's last-applied-configuration annotation is not kept. */
-  helmReleases: Informer<HelmRelease>;
-  configMaps: Informer<SourceMeta>;
-  secrets: Informer<SourceMeta>;
+  helmReleases: SharedInformer<HelmRelease>;
+  configMaps: SharedInformer<SourceMeta>;
+  secrets: SharedInformer<SourceMeta>;
   values: ValuesStore;
   start(): void;
   stop(): Promise<void>;
@@ -32,8 +33,8 @@ export interface OperatorCaches {
 export interface CachesOptions {
   client: KubeClient;
   logger: Logger;
-  /** Watch one namespace only (tests, namespace-scoped installs); default all. */
-  namespace?: string;
+  /** Watch these namespaces only, one informer each (src/scope.ts `watched`); empty or absent: all. */
+  namespaces?: readonly string[];
   /** Also keep helmrelease-trigger-operator's link annotations (--compat-trigger-operator). */
   compatLinks?: boolean;
   /** Informer tuning (tests shorten these). */
@@ -73,12 +74,13 @@ export function createCaches(o: CachesOptions): OperatorCaches {
   const common = {
     client: o.client,
     logger: log,
-    ...(o.namespace ? { namespace: o.namespace } : {}),
     ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
     ...(o.pageSize ? { pageSize: o.pageSize } : {}),
   };
-  const helmReleases = new Informer<HelmRelease>({
-    ...common,
+  const namespaces = o.namespaces ?? [];
+  const informer = <T>(options: Omit<InformerOptions<T>, 'client' | 'logger' | 'namespace'>) =>
+    informerFor(namespaces, (namespace) => new Informer<T>({ ...common, ...options, namespace }));
+  const helmReleases = informer<HelmRelease>({
     resource: HelmReleases,
     transform: (raw) => {
       const parsed = parseHelmRelease(raw);
@@ -93,13 +95,8 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     },
   });
   const transform = sourceMetaTransform(linkAnnotationKeys(o.compatLinks ?? false));
-  const configMaps = new Informer<SourceMeta>({
-    ...common,
-    resource: ConfigMaps,
-    metadataOnly: true,
-    transform,
-  });
-  const secrets = new Informer<SourceMeta>({ ...common, resource: Secrets, metadataOnly: true, transform });
+  const configMaps = informer<SourceMeta>({ resource: ConfigMaps, metadataOnly: true, transform });
+  const secrets = informer<SourceMeta>({ resource: Secrets, metadataOnly: true, transform });
   const values = new ValuesStore({
     sources: { ConfigMap: configMaps, Secret: secrets },
     fetch: fetchFromApi(o.client),

@@ -13,7 +13,14 @@ import {
 } from '../../test/support/flux-status.ts';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, Flux } from '../names.ts';
-import { CHECKS, classifyFailure, classifyInput, noReleaseFailure, type Verdict } from './classify.ts';
+import {
+  CHECKS,
+  classifyFailure,
+  classifyInput,
+  ignoredSettings,
+  noReleaseFailure,
+  type Verdict,
+} from './classify.ts';
 import { transientPatterns } from './patterns.ts';
 
 const o: ShapeOptions = { namespace: 'apps', name: 'podinfo', generation: 3, at: '2026-01-01T00:00:00Z' };
@@ -199,13 +206,41 @@ describe('classifyFailure on the condition shapes helm-controller writes', () =>
     );
     expect(reset.verdict).toBe('non-transient');
     expect(reset.warnings).toEqual([
-      expect.stringContaining('"(unclosed" is not a valid regular expression'),
+      expect.stringContaining('"(unclosed" is not a valid RE2 regular expression'),
     ]);
     const timeout = classifyFailure(
       release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), { annotations }),
       policy,
     );
     expect(timeout.verdict).toBe('retry');
+  });
+
+  it.each([
+    ['a backreference', '(a)\\1', 'invalid escape sequence'],
+    ['a lookahead', 'connection(?= reset)', 'unsupported Perl syntax'],
+    ['a negative lookahead', 'connection(?! refused)', 'unsupported Perl syntax'],
+    ['a program too large', '.{300}', 'too complex'],
+  ])('a pattern RE2 refuses (%s) is a warning and the defaults', (_name, pattern, why) => {
+    const annotations = { [Annotations.retryPatterns]: pattern };
+    const c = classifyFailure(
+      release(stalledFailure(o, 'upgrade', HelmErrors.connectionReset), { annotations }),
+      policy,
+    );
+    expect(c.verdict).toBe('non-transient');
+    expect(c.warnings).toEqual([expect.stringContaining(why)]);
+  });
+
+  it('with --no-release-retry-patterns the annotation is not read, and said to be ignored', () => {
+    const annotations = { [Annotations.retryPatterns]: 'connection reset' };
+    const hr = release(stalledFailure(o, 'upgrade', HelmErrors.connectionReset), { annotations });
+    const locked = { ...policy, ignoreReleasePatterns: true };
+    expect(classifyFailure(hr, policy).verdict).toBe('retry');
+    expect(classifyFailure(hr, locked)).toMatchObject({ verdict: 'non-transient', warnings: [] });
+    expect(ignoredSettings(hr, locked)).toEqual([Annotations.retryPatterns]);
+    expect(ignoredSettings(hr, policy)).toEqual([]);
+    expect(
+      ignoredSettings(release(stalledFailure(o, 'upgrade', HelmErrors.connectionReset)), locked),
+    ).toEqual([]);
   });
 
   it('older Flux without a Released condition: Ready carries the failure', () => {

@@ -13,7 +13,7 @@
 import { isOptedOut } from '../admission/stamp.ts';
 import { type Condition, findCondition, type HelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, Flux } from '../names.ts';
-import { firstMatch, parseReleasePatterns } from './patterns.ts';
+import { firstMatch, parseReleasePatterns, type TransientPattern } from './patterns.ts';
 
 export const RELEASE_FAILED_REASONS: readonly string[] = ['InstallFailed', 'UpgradeFailed'];
 /** Ready reasons that still mean "the release action failed" (the action itself, or its remediation). */
@@ -27,7 +27,9 @@ const READY_AFTER_FAILURE: readonly string[] = [
 
 export interface ClassifyPolicy {
   /** Compiled defaults plus --retry-patterns. */
-  patterns: readonly RegExp[];
+  patterns: readonly TransientPattern[];
+  /** --no-release-retry-patterns: the per-release retry-patterns annotation is not read. */
+  ignoreReleasePatterns?: boolean;
 }
 
 export interface Failure {
@@ -184,7 +186,7 @@ export function transientFailure({ hr, policy, failed }: ClassifyInput): Finding
   const { failure } = failed;
   const warnings: string[] = [];
   const extra = parseReleasePatterns(
-    hr.metadata.annotations[Annotations.retryPatterns],
+    policy.ignoreReleasePatterns ? undefined : hr.metadata.annotations[Annotations.retryPatterns],
     Annotations.retryPatterns,
   );
   if (!extra.ok) warnings.push(`${extra.error}; using the default patterns only`);
@@ -242,6 +244,12 @@ export function noReleaseFailure({ hr }: ClassifyInput): Finding {
         reason: `Ready is False for ${ready.reason || 'no reason'}: not a release failure`,
       }
     : { verdict: 'not-failed', reason: 'no failed install or upgrade' };
+}
+
+/** The per-release settings the release carries that a lockdown flag makes us ignore (told once per release). */
+export function ignoredSettings(hr: HelmRelease, policy: ClassifyPolicy): string[] {
+  const present = hr.metadata.annotations[Annotations.retryPatterns] !== undefined;
+  return policy.ignoreReleasePatterns && present ? [Annotations.retryPatterns] : [];
 }
 
 /** Released=False for an install/upgrade failure; or, without Released (older Flux), Ready=False for one. */

@@ -10,7 +10,7 @@
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import type { MergePatch } from '../kube/patch.ts';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
-import { type Classification, type ClassifyPolicy, classifyFailure } from './classify.ts';
+import { type Classification, type ClassifyPolicy, classifyFailure, ignoredSettings } from './classify.ts';
 import {
   clearPatch,
   episodeFingerprint,
@@ -42,6 +42,8 @@ export interface RetryInput {
   state: RetryState;
   /** Malformed per-release settings (patterns, stored state) that were ignored: for a Warning event. */
   problems: string[];
+  /** Per-release annotations present but ignored by a lockdown flag (--no-release-retry-patterns). */
+  ignored: string[];
 }
 
 /** Classifies the release and reads its stored retry state: the reconciler's input, from the release alone. */
@@ -53,6 +55,7 @@ export function retryInput(release: HelmRelease, policy: ClassifyPolicy): RetryI
     classification,
     state: read.state,
     problems: [...classification.warnings, ...read.problems],
+    ignored: ignoredSettings(release, policy),
   };
 }
 

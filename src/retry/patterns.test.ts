@@ -3,6 +3,9 @@ import { ConfigError, parseConfig } from '../config.ts';
 import {
   DEFAULT_TRANSIENT_PATTERNS,
   firstMatch,
+  MAX_MATCHED_MESSAGE,
+  MAX_PATTERN_LENGTH,
+  MAX_RELEASE_PATTERNS,
   parseReleasePatterns,
   transientPatterns,
 } from './patterns.ts';
@@ -15,15 +18,24 @@ describe('transient patterns', () => {
   });
 
   it.each([
-    ['(unclosed', 'Unterminated group'],
-    ['[a-', 'Unterminated character class'],
-    ['x{2,1}', 'numbers out of order'],
-  ])('an invalid flag pattern %s stops start-up, naming it', (pattern, why) => {
+    ['(unclosed', 'missing closing )'],
+    ['[a-', 'missing closing ]'],
+    ['x{2,1}', 'invalid repeat count'],
+    ['(a)\\1', 'invalid escape sequence'],
+    ['(?=lookahead)', 'unsupported Perl syntax'],
+    ['(?<=lookbehind)x', 'invalid named capture'],
+  ])('an invalid or unsupported flag pattern %s stops start-up, naming it', (pattern, why) => {
     expect(() => parseConfig(['--retry-patterns', pattern], {})).toThrow(ConfigError);
     expect(() => parseConfig(['--retry-patterns', pattern], {})).toThrow(
-      `--retry-patterns: "${pattern}" is not a valid regular expression`,
+      `--retry-patterns: "${pattern}" is not a valid RE2 regular expression`,
     );
     expect(() => parseConfig([], { AUTOPILOT_RETRY_PATTERNS: `ok\n${pattern}` })).toThrow(why);
+  });
+
+  it('a flag pattern whose RE2 program is too large stops start-up', () => {
+    expect(() => parseConfig(['--retry-patterns', '\\w{500}'], {})).toThrow(
+      /too complex \(\d+ RE2 instructions/,
+    );
   });
 
   it('valid flag patterns are accepted', () => {
@@ -52,10 +64,38 @@ describe('transient patterns', () => {
     expect(c.ok && c.patterns.length).toBe(n);
   });
 
-  it('refuses overlong patterns and too many of them', () => {
-    expect(parseReleasePatterns('x'.repeat(600), 'a')).toMatchObject({ ok: false });
-    expect(parseReleasePatterns(Array.from({ length: 40 }, (_, i) => `p${i}`).join('\n'), 'a')).toMatchObject(
-      { ok: false },
+  it.each<[string, string, string]>([
+    ['overlong patterns', 'x'.repeat(MAX_PATTERN_LENGTH + 1), 'longer than 512 characters'],
+    [
+      'too many patterns',
+      Array.from({ length: MAX_RELEASE_PATTERNS + 1 }, (_, i) => `p${i}`).join('\n'),
+      'more than 32 patterns',
+    ],
+    ['one program too large', '.{250}', 'too complex (252 RE2 instructions'],
+    [
+      'programs too large together',
+      Array.from({ length: 5 }, () => '.{99}').join('\n'),
+      'too complex in all',
+    ],
+  ])('refuses %s', (_name, raw, why) => {
+    const c = parseReleasePatterns(raw, 'a');
+    expect(c).toMatchObject({ ok: false });
+    expect(!c.ok && c.error).toContain(why);
+  });
+
+  it('matches only the first MAX_MATCHED_MESSAGE characters', () => {
+    const c = transientPatterns([]);
+    if (!c.ok) throw new Error(c.error);
+    const late = `${'x'.repeat(MAX_MATCHED_MESSAGE)}context deadline exceeded`;
+    expect(firstMatch(c.patterns, late)).toBeUndefined();
+    expect(firstMatch(c.patterns, late.slice(30))?.source).toBe('context deadline exceeded');
+  });
+
+  it('RE2 syntax Go and Helm users write is accepted', () => {
+    const c = parseReleasePatterns(
+      '(?:connection|read) reset\n\\b50[234]\\b\n\\d+s elapsed\n[[:alpha:]]+ refused',
+      'a',
     );
+    expect(c.ok && c.patterns.map((p) => p.test('READ RESET by peer'))).toEqual([true, false, false, false]);
   });
 });

@@ -104,6 +104,18 @@ describe('decideTrigger', () => {
     expect(d.action === 'trigger' && d.patch.metadata.annotations[Flux.forceAt]).toBe(TOKEN);
   });
 
+  it.each([
+    ['the release asks for it: ignored', release(stamped(D1, { [Annotations.force]: 'true' })), false, false],
+    ['the flag asks for it: still forced', release(stamped(D1)), true, true],
+  ])('with --no-release-force, %s', (_name, hr, force, forced) => {
+    const d = decideTrigger(
+      { valuesDigest: D2, links: {}, hr },
+      { force, token: TOKEN, ignoreReleaseForce: true },
+    ).action;
+    expect(d.action).toBe('trigger');
+    expect(d.action === 'trigger' && Flux.forceAt in d.patch.metadata.annotations).toBe(forced);
+  });
+
   it('never adds forceAt unasked', () => {
     const d = decide({ hr: release(stamped(D1, { [Annotations.force]: 'false' })) });
     expect(d.action === 'trigger' && Flux.forceAt in d.patch.metadata.annotations).toBe(false);

@@ -33,6 +33,8 @@ export interface TriggerOptions {
   force: boolean;
   /** A fresh reconcile token (RFC3339Nano time) for this write. */
   token: string;
+  /** --no-release-force: the release's own force annotation is not read (--force still applies). */
+  ignoreReleaseForce?: boolean;
 }
 
 /** The link-digests value of a linked source that is gone: its return (or its deletion) is a change. */
@@ -166,7 +168,8 @@ function recordChanges(
 
 /** requestedAt = the token, and forceAt/resetAt with the same token where asked for or still pending. */
 function reconcileRequest(hr: HelmRelease, options: TriggerOptions): MapChanges {
-  const force = options.force || hr.metadata.annotations[Annotations.force] === 'true';
+  const releaseForce = !options.ignoreReleaseForce && hr.metadata.annotations[Annotations.force] === 'true';
+  const force = options.force || releaseForce;
   return {
     [Flux.requestedAt]: options.token,
     ...(force || pendingWithRequest(hr, Flux.forceAt, hr.status.lastHandledForceAt)

@@ -18,18 +18,31 @@ export interface TriggerReads {
 }
 
 /** The one input of decideTrigger for a release that is not skipped before the lookup. */
-export async function gatherTriggerInput(hr: HelmRelease, reads: TriggerReads): Promise<TriggerInput> {
+/** Operator settings the gatherer applies (--no-cross-namespace-links refuses every cross-namespace link). */
+export interface GatherPolicy {
+  noCrossNamespaceLinks: boolean;
+}
+
+export async function gatherTriggerInput(
+  hr: HelmRelease,
+  reads: TriggerReads,
+  policy: GatherPolicy,
+): Promise<TriggerInput> {
   const valuesDigest = hr.valuesFrom.length > 0 ? await reads.valuesDigest(hr) : undefined;
-  return { hr, valuesDigest, links: await linkSources(hr, reads) };
+  return { hr, valuesDigest, links: await linkSources(hr, reads, policy) };
 }
 
 /** The state of every source that links to the release now, or is recorded on it. */
-async function linkSources(hr: HelmRelease, reads: TriggerReads): Promise<Record<SourceId, LinkSourceState>> {
+async function linkSources(
+  hr: HelmRelease,
+  reads: TriggerReads,
+  policy: GatherPolicy,
+): Promise<Record<SourceId, LinkSourceState>> {
   const { namespace, name, annotations } = hr.metadata;
   const out: Record<SourceId, LinkSourceState> = {};
   for (const id of reads.linkedSources(namespace, name)) {
     const src = parseSourceId(id);
-    if (!sourceAllowed(namespace, annotations, src.namespace)) {
+    if (!sourceAllowed(namespace, annotations, src.namespace, policy.noCrossNamespaceLinks)) {
       out[id] = { state: 'refused' };
       continue;
     }

@@ -56,4 +56,13 @@ describe('explicit links', () => {
   ])('sourceAllowed: %s', (_name, sourceNs, annotations, want) => {
     expect(sourceAllowed('apps', annotations, sourceNs)).toBe(want);
   });
+
+  it.each([
+    ['same namespace: still allowed', 'apps', {}, true],
+    ['other namespace, listed: refused', 'other', { [Annotations.allowSourceNamespaces]: 'other' }, false],
+    ['other namespace, wildcard: refused', 'other', { [Annotations.allowSourceNamespaces]: '*' }, false],
+    ['other namespace, no opt-in: refused', 'other', {}, false],
+  ])('sourceAllowed with --no-cross-namespace-links: %s', (_name, sourceNs, annotations, want) => {
+    expect(sourceAllowed('apps', annotations, sourceNs, true)).toBe(want);
+  });
 });

@@ -59,13 +59,18 @@ export function linkTargets(
   return out;
 }
 
-/** A source may trigger a release in its own namespace, or in another one that lists it (or "*"). */
+/**
+ * A source may trigger a release in its own namespace, or in another one that lists it (or "*") — unless
+ * `noCrossNamespace` (--no-cross-namespace-links) refuses every other namespace, whatever the release lists.
+ */
 export function sourceAllowed(
   releaseNamespace: string,
   releaseAnnotations: Readonly<Record<string, string>>,
   sourceNamespace: string,
+  noCrossNamespace = false,
 ): boolean {
   if (sourceNamespace === releaseNamespace) return true;
+  if (noCrossNamespace) return false;
   const allowed = splitNames(releaseAnnotations[Annotations.allowSourceNamespaces]);
   return allowed.includes('*') || allowed.includes(sourceNamespace);
 }

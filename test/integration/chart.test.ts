@@ -188,7 +188,8 @@ describe('charts/helmrelease-autopilot', () => {
             name === 'lease-renew-deadline' ? (spec.default as number) / 2 : (spec.default as number) * 2,
           );
         case 'list':
-          return ['first item', 'second item'];
+          // Valid for every list: namespace and DNS names, and patterns.
+          return ['first-item', 'second-item'];
         case 'enum':
           return spec.values?.find((v) => v !== spec.default) ?? '';
         default:
@@ -209,15 +210,18 @@ describe('charts/helmrelease-autopilot', () => {
       '%s sets --%s, and flags wins over it',
       async (named, flag) => {
         const value = sample(flag);
-        const config = configOf(await helmTemplate({ [named]: value }));
+        // A named value is a string; a list flag takes it comma-separated.
+        const given = Array.isArray(value) ? value.join(',') : value;
+        const config = configOf(await helmTemplate({ [named]: given }));
         expect(config[flag as keyof typeof config]).toEqual(value);
-        const both = configOf(await helmTemplate({ [named]: value, flags: { [flag]: FLAGS[flag].default } }));
+        const both = configOf(await helmTemplate({ [named]: given, flags: { [flag]: FLAGS[flag].default } }));
         expect(both[flag as keyof typeof both]).toEqual(FLAGS[flag].default);
       },
     );
 
     it('the derived ones follow tls and the release: tls-mode, webhook-configuration, self-signed-dns-names, namespace', async () => {
       expect(derived.sort()).toEqual([
+        'exclude-namespaces',
         'namespace',
         'self-signed-dns-names',
         'tls-mode',
@@ -241,6 +245,19 @@ describe('charts/helmrelease-autopilot', () => {
       const env = list(container(objects).env).find((e) => e.name === FLAGS.namespace.env);
       expect(obj(obj(env?.valueFrom).fieldRef).fieldPath).toBe('metadata.namespace');
       expect(find(objects, 'Deployment').metadata.namespace).toBe('ops');
+    });
+
+    it('the reconcilers exclude exactly what the webhook configuration excludes', async () => {
+      for (const excluded of [undefined, ['kube-system', 'flux-system'], []]) {
+        const values: JsonObject = excluded ? { webhook: { excludeNamespaces: excluded } } : {};
+        const objects = await helmTemplate(values, { release: 'ap', namespace: 'ops' });
+        const config = parseConfig(args(objects), { AUTOPILOT_NAMESPACE: 'ops' });
+        const hook = list(find(objects, 'MutatingWebhookConfiguration').webhooks)[0];
+        const selector = list(obj(obj(hook).namespaceSelector).matchExpressions)[0];
+        expect([...config['exclude-namespaces']].sort()).toEqual(
+          array(obj(selector).values).map(String).sort(),
+        );
+      }
     });
 
     it.each(derived)('values.schema.json refuses flags.%s (the chart sets it)', async (name) => {

@@ -55,7 +55,7 @@ class Harness {
   async start(registry = new Registry(), metrics?: RetryMetrics): Promise<Operator> {
     // The replica acts as the operator's ServiceAccount (manifests/base's RBAC); the test as admin.
     const client = await operatorClient();
-    const caches = createCaches({ client, logger: testLogger(), namespace: this.ns });
+    const caches = createCaches({ client, logger: testLogger(), namespaces: [this.ns] });
     caches.start();
     await caches.waitForSync();
     const controller = startRetryController({

@@ -48,7 +48,7 @@ export async function startOperator(
   const caches = createCaches({
     client,
     logger: testLogger(),
-    ...(namespaces.length === 1 ? { namespace: namespaces[0] } : {}),
+    namespaces,
     compatLinks: config['compat-trigger-operator'] ?? false,
   });
   const registry = new Registry();

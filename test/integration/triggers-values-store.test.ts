@@ -51,7 +51,7 @@ describe('shared caches and values store', () => {
       metadata: { name: 'big' },
       data: { release: Buffer.alloc(512 * 1024, 7).toString('base64') },
     });
-    const caches = await startCaches({ client, namespace: ns });
+    const caches = await startCaches({ client, namespaces: [ns] });
 
     const cm = caches.configMaps.get(ns, 'cm');
     expect(cm?.value).toEqual({ links: { [Annotations.linkReleases]: 'a, b' } });
@@ -71,7 +71,7 @@ describe('shared caches and values store', () => {
       metadata: { name: 'cm' },
       data: { 'values.yaml': 'a: 1' },
     });
-    const caches = await startCaches({ client, namespace: ns });
+    const caches = await startCaches({ client, namespaces: [ns] });
     await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]);
     await client.mergePatch(objectPath(ConfigMaps, ns, 'cm'), { data: { 'values.yaml': 'a: 2' } });
     await eventually(
@@ -97,7 +97,7 @@ describe('shared caches and values store', () => {
       metadata: { name: 'sh.helm.release.v1.app.v1', labels: { owner: 'helm' } },
       data: { release: Buffer.alloc(1024).toString('base64') },
     });
-    const caches = await startCaches({ client, namespace: ns });
+    const caches = await startCaches({ client, namespaces: [ns] });
     const wanted = new Map<string, string[]>(
       Array.from({ length: 30 }, (_, i) => [`s-${i}`, ['values.yaml']]),
     );

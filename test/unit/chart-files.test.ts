@@ -28,7 +28,8 @@ describe('charts/helmrelease-autopilot files', () => {
     const schema = JSON.parse(read(SCHEMA_FILE)) as { properties: Record<string, { enum?: string[] }> };
     const logLevel = FLAGS[NAMED_FLAG_VALUES.logLevel];
     expect(schema.properties.logLevel?.enum).toEqual(['', ...(logLevel.values ?? [])]);
-    expect(FLAGS[NAMED_FLAG_VALUES.watchNamespace].type).toBe('string');
+    // A comma-separated string is one item of the list flag, split by the operator.
+    expect(FLAGS[NAMED_FLAG_VALUES.watchNamespace].type).toBe('list');
   });
 
   it('the chart installs the version of the code: appVersion = package.json version = manifests/ image tag', () => {

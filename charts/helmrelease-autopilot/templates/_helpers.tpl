@@ -48,6 +48,9 @@ The operator's flags: the named values, then .Values.flags (which wins), then wh
 {{- $flags := dict -}}
 {{- with .Values.logLevel }}{{ $_ := set $flags "log-level" . }}{{ end -}}
 {{- with .Values.watchNamespace }}{{ $_ := set $flags "watch-namespace" . }}{{ end -}}
+{{- /* The reconcilers skip what the webhook configuration skips: passed only when it is not the flag's default. */ -}}
+{{- $excluded := concat .Values.webhook.excludeNamespaces (list .Release.Namespace) | uniq -}}
+{{- if ne (toJson $excluded) (toJson (list "kube-system" .Release.Namespace)) }}{{ $_ := set $flags "exclude-namespaces" $excluded }}{{ end -}}
 {{- range $name, $value := .Values.flags }}
 {{- if not (kindIs "invalid" $value) }}{{ $_ := set $flags $name $value }}{{ end }}
 {{- end -}}

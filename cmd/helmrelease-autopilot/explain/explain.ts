@@ -1,7 +1,7 @@
 // explain: why a HelmRelease was (or was not) triggered or retried, and what the operator will do next.
 // Nothing here decides: the trigger input is gathered by the reconciler's own gatherer (src/triggers/gather.ts)
 // and judged by decideTrigger; the retry input is retryInput and judged by decideRetry; scope is
-// reconcilerScope. This module only reads (with the user's rights) and reports what those functions return,
+// namespaceScope. This module only reads (with the user's rights) and reports what those functions return,
 // reason strings included, so explain cannot disagree with the operator.
 import type { Config } from '../../../src/config.ts';
 import { type Condition, type HelmRelease, parseHelmRelease } from '../../../src/flux/helmrelease.ts';
@@ -9,7 +9,7 @@ import type { KubeClient } from '../../../src/kube/client.ts';
 import { collectionPath, Events, HelmReleases, objectPath } from '../../../src/kube/resources.ts';
 import { Annotations, Flux, Labels, PREFIX } from '../../../src/names.ts';
 import { type Action, decideRetry, retryInput } from '../../../src/retry/decide.ts';
-import { reconcilerScope } from '../../../src/scope.ts';
+import { namespaceScope } from '../../../src/scope.ts';
 import {
   decideTrigger,
   parseLinkDigests,
@@ -132,7 +132,7 @@ export async function explainRelease(ctx: ExplainContext, raw: JsonObject): Prom
   const hr = parsed.value;
   const { config } = ctx.settings;
   const notes: string[] = ctx.settings.note ? [ctx.settings.note] : [];
-  const inScope = reconcilerScope(config)(hr.metadata.namespace);
+  const inScope = namespaceScope(config).inScope(hr.metadata.namespace);
   const gathered = inScope ? await gatherTrigger(ctx, hr) : undefined;
   const [sources, events] = await Promise.all([
     reportSources(ctx, hr, notes),
@@ -151,7 +151,7 @@ export async function explainRelease(ctx: ExplainContext, raw: JsonObject): Prom
       source: ctx.settings.source,
       ...(ctx.settings.note ? { note: ctx.settings.note } : {}),
       inScope,
-      scope: config['watch-namespace'] ? `namespace ${config['watch-namespace']}` : 'all namespaces',
+      scope: namespaceScope(config).description,
       settings: settingsSummary(config),
     },
     sources,
@@ -173,7 +173,9 @@ async function gatherTrigger(ctx: ExplainContext, hr: HelmRelease): Promise<Gath
   if (early) return { early };
   try {
     const reads = await snapshotReads(hr, ctx.sources, ctx.links, recordedLinks(hr));
-    const input = await gatherTriggerInput(hr, reads);
+    const input = await gatherTriggerInput(hr, reads, {
+      noCrossNamespaceLinks: ctx.settings.config['no-cross-namespace-links'],
+    });
     const token = new Date(ctx.now()).toISOString();
     return { input, decision: decideTrigger(input, { force: ctx.settings.config.force, token }) };
   } catch (err) {
@@ -203,7 +205,7 @@ function triggerReport(
   if (!inScope || !g)
     return {
       verdict: 'out-of-scope',
-      reason: `the operator acts in ${ctx.settings.config['watch-namespace']} only`,
+      reason: `the operator acts in ${namespaceScope(ctx.settings.config).description} only`,
     };
   if ('early' in g) return { verdict: 'held', action: 'skip', reason: g.early };
   if ('cannot' in g) return { verdict: 'unknown', reason: `cannot compute: ${g.cannot}` };
@@ -263,7 +265,7 @@ function retryReport(ctx: ExplainContext, hr: HelmRelease, inScope: boolean): Ex
   if (!inScope)
     return {
       status: 'out-of-scope',
-      reason: `the operator acts in ${config['watch-namespace']} only`,
+      reason: `the operator acts in ${namespaceScope(config).description} only`,
       maxAttempts,
     };
   const input = retryInput(hr, config.retry);

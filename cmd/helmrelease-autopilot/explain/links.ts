@@ -14,12 +14,12 @@ import { type LinkIndex, listObjects, sourceResource } from './reads.ts';
 const KINDS: readonly ValuesSourceKind[] = ['ConfigMap', 'Secret'];
 
 /**
- * Lists each kind in `scope` (undefined: all namespaces) and indexes the links; when that is refused, in each
- * of `fallbackNamespaces` (the namespaces of the releases explained) instead.
+ * Lists each kind in the namespaces of `scope` (empty: all namespaces) and indexes the links; when a
+ * cluster-wide list is refused, in each of `fallbackNamespaces` (the namespaces of the releases explained).
  */
 export async function readLinks(
   client: KubeClient,
-  o: { scope: string | undefined; fallbackNamespaces: readonly string[]; compat: boolean },
+  o: { scope: readonly string[]; fallbackNamespaces: readonly string[]; compat: boolean },
 ): Promise<LinkIndex> {
   const index = new TriggerIndex();
   const transform = sourceMetaTransform(linkAnnotationKeys(o.compat));
@@ -28,10 +28,14 @@ export async function readLinks(
     const list = (ns: string | undefined) =>
       listObjects(client, collectionPath(sourceResource(kind), ns), {}, ACCEPT_METADATA_LIST);
     const items: JsonObject[] = [];
-    const everywhere = await list(o.scope);
-    if (everywhere.state === 'found') items.push(...everywhere.value);
-    else if (o.scope !== undefined) {
-      unknown.push({ kind, why: `cannot list ${kind}s in ${o.scope}`, from: 'any namespace' });
+    const everywhere = o.scope.length === 0 ? await list(undefined) : undefined;
+    if (everywhere?.state === 'found') items.push(...everywhere.value);
+    else if (o.scope.length > 0) {
+      for (const ns of o.scope) {
+        const r = await list(ns);
+        if (r.state === 'found') items.push(...r.value);
+        else unknown.push({ kind, why: `cannot list ${kind}s in ${ns}`, from: 'any namespace' });
+      }
     } else {
       const refused: string[] = [];
       for (const ns of o.fallbackNamespaces) {

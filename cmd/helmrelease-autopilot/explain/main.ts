@@ -157,7 +157,7 @@ export async function runExplain(
     deployment: o.operatorDeployment,
     flags: o.operatorFlags,
   });
-  const scope = settings.config['watch-namespace'] || undefined;
+  const scope = settings.config['watch-namespace'];
   const compat = settings.config['compat-trigger-operator'];
   const sources = new SourceReads(client);
   if (o.target) {

@@ -31,6 +31,7 @@ import { startupPhase } from './startup.ts';
 import { stormPhase } from './storm.ts';
 
 const USAGE = `Usage: npm run bench:triggers -- [--releases N] [--big-secrets N] [--samples N] [--interval-ms N]
+       npm run bench:triggers -- --bare
 
 Runs the bare-process, start-up, failover, storm and steady-state scenarios against a control plane of its
 own (built by npm run build:control-plane), the operator at its default flags (node flags from package.json's
@@ -40,9 +41,11 @@ start script), and writes bench/results/triggers-<date>.{json,md}.
   --big-secrets N   Helm-release-sized Secrets, ~900 kB each (default 100; env BENCH_BIG_SECRETS)
   --samples N       changes timed in the steady-state scenario (default 300; env BENCH_SAMPLES)
   --interval-ms N   one steady-state change every N ms (default 100; env BENCH_INTERVAL_MS)
+  --bare            the bare-process scenario only (RSS and heap with no object): printed, nothing written
 `;
 
 export interface Options {
+  bareOnly: boolean;
   releases: number;
   bigSecrets: number;
   samples: number;
@@ -59,13 +62,14 @@ function options(argv: string[], env: NodeJS.ProcessEnv): Options {
     return n;
   };
   const o = {
+    bareOnly: argv.includes('--bare'),
     releases: arg('releases', 'BENCH_RELEASES', 10_000),
     bigSecrets: arg('big-secrets', 'BENCH_BIG_SECRETS', 100),
     samples: arg('samples', 'BENCH_SAMPLES', 300),
     intervalMs: arg('interval-ms', 'BENCH_INTERVAL_MS', 100),
   };
   const needed = 2 + 1001 + 100 + o.samples;
-  if (o.releases < needed)
+  if (!o.bareOnly && o.releases < needed)
     throw new Error(`--releases must be at least ${needed} (the scenarios use that many)`);
   return o;
 }
@@ -125,7 +129,9 @@ async function main(o: Options) {
     await client.create(collectionPath(Namespaces), { metadata: { name: OPERATOR_NAMESPACE } });
     process.stderr.write('bare process (no objects yet)\n');
     out.bareProcess = await bareProcess(ctx);
-    process.stderr.write(`  ${JSON.stringify(out.bareProcess)}\ncreating ${o.releases} releases\n`);
+    process.stderr.write(`  ${JSON.stringify(out.bareProcess)}\n`);
+    if (o.bareOnly) return;
+    process.stderr.write(`creating ${o.releases} releases\n`);
     const c0 = performance.now();
     const set = await createScaleSet(client, o.releases, o.bigSecrets);
     out.set = {
@@ -159,6 +165,7 @@ async function main(o: Options) {
     await cp.stop();
     rmSync(certDir, { recursive: true, force: true });
   }
+  if (o.bareOnly) return;
   environment.uptimeAfter = uptime();
   environment.runMs = Math.round(performance.now() - t0);
   const dir = join(import.meta.dirname, '..', 'results');

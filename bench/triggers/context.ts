@@ -22,12 +22,18 @@ export interface BenchContext {
 export const SETTLE_MS = 5000;
 
 /** Starts the real operator (default flags plus args) and remembers it. */
-export async function startOperator(ctx: BenchContext, name: string, args: string[] = []) {
+export async function startOperator(
+  ctx: BenchContext,
+  name: string,
+  args: string[] = [],
+  extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+) {
   const op = await OperatorProcess.start({
     name,
     kubeconfig: ctx.cp.kubeconfigPath,
     certDir: ctx.certDir,
     args,
+    ...extra,
   });
   ctx.started.push(op);
   return op;

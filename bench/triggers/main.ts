@@ -23,7 +23,7 @@ import { bareProcess } from './bare.ts';
 import type { BenchContext } from './context.ts';
 import { failoverPhase } from './failover.ts';
 import { steadyStatePhase } from './latency.ts';
-import { markdown } from './markdown.ts';
+import { bareMarkdown, markdown } from './markdown.ts';
 import { createScaleSet, ReleasePool } from './objects.ts';
 import { ReleaseWatch } from './observers.ts';
 import { launchDescription, OPERATOR_NAMESPACE, servingCertDir, warmUp } from './operator-process.ts';
@@ -41,7 +41,9 @@ start script), and writes bench/results/triggers-<date>.{json,md}.
   --big-secrets N   Helm-release-sized Secrets, ~900 kB each (default 100; env BENCH_BIG_SECRETS)
   --samples N       changes timed in the steady-state scenario (default 300; env BENCH_SAMPLES)
   --interval-ms N   one steady-state change every N ms (default 100; env BENCH_INTERVAL_MS)
-  --bare            the bare-process scenario only (RSS and heap with no object): printed, nothing written
+  --bare            the bare-process scenario only (RSS, heap and modules with no object), written to
+                    bench/results/triggers-bare-<date>.{json,md}
+Environment: BENCH_NOTE   a note for the results (e.g. which code ran)
 `;
 
 export interface Options {
@@ -94,6 +96,34 @@ function git(): string {
   }
 }
 
+/** The scenarios over the set: creation, start-up, failover, storms, steady state. */
+async function atScale(ctx: BenchContext, o: Options, out: Record<string, unknown>) {
+  process.stderr.write(`creating ${o.releases} releases\n`);
+  const c0 = performance.now();
+  const set = await createScaleSet(ctx.client, o.releases, o.bigSecrets);
+  out.set = {
+    releases: o.releases,
+    configMaps: o.releases,
+    secrets: o.releases,
+    helmReleaseSecrets: o.bigSecrets,
+    namespaces: set.namespaces.length,
+    createMs: Math.round(performance.now() - c0),
+  };
+  process.stderr.write('start-up (process A)\n');
+  const a = await startupPhase(ctx);
+  out.startup = a.result;
+  process.stderr.write(`  ${JSON.stringify(a.result)}\nfailover (process B follows, A is SIGKILLed)\n`);
+  const b = await failoverPhase(ctx, a.op);
+  out.failover = b.result;
+  process.stderr.write(`  ${JSON.stringify(b.result)}\nstorms (on B, default flags)\n`);
+  out.storms = await stormPhase(ctx, b.op);
+  out.stormLeaderMemory = b.op.memory();
+  await b.op.stop();
+  process.stderr.write('steady state (process C, --debounce=0)\n');
+  out.steadyState = await steadyStatePhase(ctx, o.samples, o.intervalMs);
+  process.stderr.write(`  ${JSON.stringify(out.steadyState)}\n`);
+}
+
 async function main(o: Options) {
   const t0 = performance.now();
   const out: Record<string, unknown> = {};
@@ -102,7 +132,10 @@ async function main(o: Options) {
     ...machine(),
     operatorLaunch: launchDescription(),
     commit: git(),
-    command: `npm run bench:triggers -- --releases ${o.releases} --big-secrets ${o.bigSecrets} --samples ${o.samples} --interval-ms ${o.intervalMs}`,
+    command: o.bareOnly
+      ? 'npm run bench:triggers -- --bare'
+      : `npm run bench:triggers -- --releases ${o.releases} --big-secrets ${o.bigSecrets} --samples ${o.samples} --interval-ms ${o.intervalMs}`,
+    ...(process.env.BENCH_NOTE ? { note: process.env.BENCH_NOTE } : {}),
     uptimeBefore: uptime(),
   };
   out.environment = environment;
@@ -130,31 +163,7 @@ async function main(o: Options) {
     process.stderr.write('bare process (no objects yet)\n');
     out.bareProcess = await bareProcess(ctx);
     process.stderr.write(`  ${JSON.stringify(out.bareProcess)}\n`);
-    if (o.bareOnly) return;
-    process.stderr.write(`creating ${o.releases} releases\n`);
-    const c0 = performance.now();
-    const set = await createScaleSet(client, o.releases, o.bigSecrets);
-    out.set = {
-      releases: o.releases,
-      configMaps: o.releases,
-      secrets: o.releases,
-      helmReleaseSecrets: o.bigSecrets,
-      namespaces: set.namespaces.length,
-      createMs: Math.round(performance.now() - c0),
-    };
-    process.stderr.write('start-up (process A)\n');
-    const a = await startupPhase(ctx);
-    out.startup = a.result;
-    process.stderr.write(`  ${JSON.stringify(a.result)}\nfailover (process B follows, A is SIGKILLed)\n`);
-    const b = await failoverPhase(ctx, a.op);
-    out.failover = b.result;
-    process.stderr.write(`  ${JSON.stringify(b.result)}\nstorms (on B, default flags)\n`);
-    out.storms = await stormPhase(ctx, b.op);
-    out.stormLeaderMemory = b.op.memory();
-    await b.op.stop();
-    process.stderr.write('steady state (process C, --debounce=0)\n');
-    out.steadyState = await steadyStatePhase(ctx, o.samples, o.intervalMs);
-    process.stderr.write(`  ${JSON.stringify(out.steadyState)}\n`);
+    if (!o.bareOnly) await atScale(ctx, o, out);
   } catch (err) {
     process.stderr.write(`benchmark failed; what it measured so far:\n${JSON.stringify(out, null, 2)}\n`);
     throw err;
@@ -165,15 +174,15 @@ async function main(o: Options) {
     await cp.stop();
     rmSync(certDir, { recursive: true, force: true });
   }
-  if (o.bareOnly) return;
   environment.uptimeAfter = uptime();
   environment.runMs = Math.round(performance.now() - t0);
   const dir = join(import.meta.dirname, '..', 'results');
   mkdirSync(dir, { recursive: true });
-  const stem = `triggers-${(environment.date as string).slice(0, 19).replace(/[:T]/g, '-')}`;
+  const stem = `triggers-${o.bareOnly ? 'bare-' : ''}${(environment.date as string).slice(0, 19).replace(/[:T]/g, '-')}`;
   writeFileSync(join(dir, `${stem}.json`), `${JSON.stringify(out, null, 2)}\n`);
-  writeFileSync(join(dir, `${stem}.md`), markdown(out));
-  process.stdout.write(`${markdown(out)}\nwritten: bench/results/${stem}.{json,md}\n`);
+  const md = o.bareOnly ? bareMarkdown(out) : markdown(out);
+  writeFileSync(join(dir, `${stem}.md`), md);
+  process.stdout.write(`${md}\nwritten: bench/results/${stem}.{json,md}\n`);
 }
 
 const argv = process.argv.slice(2);

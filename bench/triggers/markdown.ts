@@ -124,3 +124,27 @@ export function markdown(r: Results): string {
   ];
   return lines.join('\n');
 }
+
+/** The bare-process scenario alone (--bare): memory of the code, and the modules it loads by package. */
+export function bareMarkdown(r: Results): string {
+  const env = (r.environment ?? {}) as Results;
+  const bare = (r.bareProcess ?? {}) as Results;
+  const modules = (bare.modulesByPackage ?? {}) as Record<string, number>;
+  return [
+    `# The operator process with no object — ${env.date}`,
+    '',
+    `Machine: ${env.cpu} × ${env.cores}, ${env.memoryGB} GB; Node ${env.node}; kube-apiserver ${env.kubeApiserver}; commit ${env.commit}.`,
+    ...(env.note ? [`Note: ${env.note}.`] : []),
+    `Launch (as \`npm start\`): \`${env.operatorLaunch}\`; command: \`${env.command}\`.`,
+    `Load before: \`${env.uptimeBefore}\`; after: \`${env.uptimeAfter}\`.`,
+    '',
+    `RSS ${fmt(bare.rssMB, ' MB')} (peak ${fmt(bare.peakRssMB, ' MB')}), heap used ${fmt(bare.heapUsedMB, ' MB')} of ${fmt(bare.heapTotalMB, ' MB')}, external ${fmt(bare.externalMB, ' MB')}; /readyz after ${fmt(bare.readyMs, ' ms')}.`,
+    '',
+    `${fmt(bare.modules, '')} modules loaded:`,
+    '',
+    '| package | modules |',
+    '| --- | --- |',
+    ...Object.entries(modules).map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+  ].join('\n');
+}

@@ -108,6 +108,9 @@ export class OperatorProcess {
     kubeconfig: string;
     certDir: string;
     args?: string[];
+    /** Extra node flags and environment (the module list of the bare-process scenario). */
+    nodeArgs?: string[];
+    env?: Record<string, string>;
   }): Promise<OperatorProcess> {
     const [health, metrics, webhook] = [await freePort(), await freePort(), await freePort()];
     const launch = shippedLaunch();
@@ -115,6 +118,7 @@ export class OperatorProcess {
       process.execPath,
       [
         ...launch.nodeFlags,
+        ...(o.nodeArgs ?? []),
         MAIN,
         `--kubeconfig=${o.kubeconfig}`,
         `--namespace=${OPERATOR_NAMESPACE}`,
@@ -127,7 +131,7 @@ export class OperatorProcess {
       ],
       {
         cwd: ROOT,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...launch.env },
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...launch.env, ...o.env },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );

@@ -127,6 +127,8 @@ export class LeaseWatch {
   private readonly waiters = new Waiters();
   private readonly informer: Informer<string>;
   readonly holders: { holder: string; at: number }[] = [];
+  /** Waiters for a holder other than the value. */
+  private readonly others = new Map<string, string>();
   constructor(client: KubeClient, namespace: string, name: string) {
     this.informer = new Informer<string>({
       client,
@@ -140,7 +142,12 @@ export class LeaseWatch {
       const at = performance.now();
       if (this.holders.at(-1)?.holder === holder) return;
       this.holders.push({ holder, at });
-      this.waiters.settle(holder, at);
+      if (holder === '') return;
+      for (const [key, previous] of this.others) {
+        if (previous === holder) continue;
+        this.others.delete(key);
+        this.waiters.settle(key, at);
+      }
     };
     this.informer.on({ add: (c) => seen(c.value), update: (_o, c) => seen(c.value) });
   }
@@ -152,12 +159,14 @@ export class LeaseWatch {
   get holder(): string | undefined {
     return this.holders.at(-1)?.holder;
   }
-  /** The time `holder` is first seen holding the Lease (at once if it already does; NaN after timeoutMs). */
-  held(holder: string, timeoutMs: number): Promise<number> {
-    const already = this.holders.find((h) => h.holder === holder);
-    if (already) return Promise.resolve(already.at);
-    return this.waiters.next(holder, timeoutMs);
+  /** The time a holder other than `previous` (and not empty) is first seen; NaN after timeoutMs. */
+  nextHolder(previous: string, timeoutMs: number): Promise<number> {
+    const key = `not:${previous}`;
+    const t = this.waiters.next(key, timeoutMs);
+    this.others.set(key, previous);
+    return t;
   }
+
   stop(): Promise<void> {
     this.waiters.cancelAll();
     return this.informer.stop();

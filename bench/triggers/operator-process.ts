@@ -249,16 +249,17 @@ export class OperatorProcess {
     after = 0,
   ): Promise<{ at: number; signal: 'log' | 'queue-depth' } | undefined> {
     const deadline = performance.now() + timeoutMs;
-    const logged = () => this.lines.find((l) => l.at >= after && /first pass done/.test(l.msg));
-    const started = await this.waitForLog(/trigger controller started/, timeoutMs, after);
-    if (!started) return undefined;
+    const logged = (pattern: RegExp) => this.lines.find((l) => l.at >= after && pattern.test(l.msg));
     while (performance.now() < deadline && this.alive()) {
-      const l = logged();
-      if (l) return { at: l.at, signal: 'log' };
-      if ((await this.metric('helmrelease_autopilot_trigger_queue_depth')) === 0) {
+      const done = logged(/first pass done/);
+      if (done) return { at: done.at, signal: 'log' };
+      if (
+        logged(/trigger controller started/) &&
+        (await this.metric('helmrelease_autopilot_trigger_queue_depth')) === 0
+      ) {
         const at = performance.now();
         await sleep(500); // the log line, when the code has it, is exact; the metric is sampled
-        const late = logged();
+        const late = logged(/first pass done/);
         return late ? { at: late.at, signal: 'log' } : { at, signal: 'queue-depth' };
       }
       await sleep(100);

@@ -77,7 +77,7 @@ export function headlineRows(r: Results): Row[] {
     ['a change 3 s into that storm → triggered', g('storms.once.lateChangeLatencyMs'), '—', '—'],
     [
       'storm: 1,000 changes on 100 ConfigMaps → all triggered (queue empty); max writes per release',
-      `${g('storms.repeated.settleMs')} (${g('storms.repeated.queueEmptyMs')}); ${g('storms.repeated.maxWritesPerRelease', '')}`,
+      `${g('storms.repeated.settleMs')} (${g('storms.repeated.queueEmptyMs')}); ${g('storms.repeated.maxWritesPerRelease', '')} (one ConfigMap's 10 changes spread over up to ${g('storms.repeated.longestChangeSpanMs')})`,
       '1 per window',
       '—',
     ],

@@ -15,17 +15,10 @@ import type { KeyPair } from '../src/tls/certs.ts';
 import { errorMessage } from '../src/util/errors.ts';
 import type { ValuesLookup } from '../src/values/lookup.ts';
 import { admit } from './admit.ts';
-import { type CABundleKeeper, keepCABundle } from './cabundle.ts';
+import type { CABundleKeeper } from './cabundle.ts';
 import { type CertPair, CertWatcher } from './certwatcher.ts';
 import { ClientCAWatcher } from './clientca.ts';
 import { createWebhookMetrics } from './metrics.ts';
-import {
-  createSelfSigned,
-  loadOrCreateCA,
-  renewServingCertificate,
-  SERVING_VALIDITY_MS,
-  writeCertDir,
-} from './selfsigned.ts';
 
 /** An AdmissionReview carries the object and the old object, each up to etcd's 1.5 MiB: leave room for both. */
 export const BODY_LIMIT = 8 * 1024 * 1024;
@@ -211,7 +204,14 @@ function createApp(https: TlsOptions) {
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
     logger: false,
+    // No route has a schema: without these factories fastify loads ajv and fast-json-stringify (113
+    // modules, ~3 MB of RSS) to compile none.
+    schemaController: { compilersFactory: { buildValidator: noSchemas, buildSerializer: noSchemas } },
   });
+}
+
+function noSchemas(): never {
+  throw new Error('the webhook routes have no schemas to compile');
 }
 
 function secureContext(pair: CertPair, clientCA: string | undefined): SecureContextOptions {
@@ -258,6 +258,11 @@ async function startSelfSigned(
   stops: (() => Promise<void> | void)[],
   reload: () => Promise<void>,
 ): Promise<{ renew: () => void }> {
+  // Loaded in this mode only: node-forge, which builds the certificates, is 49 modules and ~2 MB of RSS.
+  const { createSelfSigned, renewServingCertificate, SERVING_VALIDITY_MS, writeCertDir } = await import(
+    './selfsigned.ts'
+  );
+  const { keepCABundle } = await import('./cabundle.ts');
   const { config } = o;
   const validityMs = o.selfSignedValidityMs ?? SERVING_VALIDITY_MS;
   const hosts = config['self-signed-dns-names'];
@@ -299,6 +304,7 @@ async function startSelfSigned(
 
 async function sharedCA(o: WebhookServerOptions, log: Logger): Promise<KeyPair | undefined> {
   if (!o.client || !o.namespace) return undefined;
+  const { loadOrCreateCA } = await import('./selfsigned.ts');
   try {
     return await loadOrCreateCA(o.client, o.namespace);
   } catch (err) {

@@ -1,64 +1,57 @@
-// Scenario "latency" (debounce 0): ConfigMap PATCH sent → new requestedAt seen by a watch, for a sample of
-// the releases, next to the API server's own floor (the same PATCH seen by a ConfigMap watch).
-import type { ControlPlane } from '../../hack/controlplane.ts';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { ConfigMaps, objectPath } from '../../src/kube/resources.ts';
+// Scenario "steady state" (debounce 0, every other flag at its default): a fresh operator process starts over
+// the whole set (nothing changed: it must write nothing), then ConfigMaps change one at a time, at a steady
+// pace; each change is timed from the PATCH sent to the new requestedAt seen by a release watch, beside the
+// API server's own floor: the same PATCH seen by a ConfigMap watch.
 import { sleep } from '../../src/util/sleep.ts';
 import { summary } from '../stats.ts';
-import { createSet, valuesText } from './objects.ts';
-import { ConfigMapWatch, ReleaseWatch } from './observers.ts';
-import { OperatorProcess } from './operator-process.ts';
+import { type BenchContext, SETTLE_MS, span, startOperator } from './context.ts';
+import { changeValues } from './objects.ts';
+import { ConfigMapWatch } from './observers.ts';
 
-/**
- * Creates `count` releases in a namespace of their own, starts the operator on it and measures `samples`
- * changes. The operator and the release watch keep running (the storm scenarios reuse them): stop both.
- */
-export async function latencyPhase(cp: ControlPlane, client: KubeClient, count: number, samples: number) {
-  const ns = `bench-lat-${count}`;
-  const t0 = performance.now();
-  await createSet(client, { namespace: ns, count });
-  const createdMs = Math.round(performance.now() - t0);
-  const op = new OperatorProcess(cp.kubeconfigPath, {
-    BENCH_NAMESPACE: ns,
-    BENCH_DEBOUNCE_MS: '0',
-    BENCH_WRITE_QPS: '1000',
-    BENCH_WRITE_BURST: '1000',
-  });
-  const synced = await op.waitFor('synced');
-  const idle = await op.waitFor('idle');
-  const releases = await new ReleaseWatch(client, ns).start();
-  const cms = await new ConfigMapWatch(client, ns).start();
+export async function steadyStatePhase(ctx: BenchContext, samples: number, intervalMs: number) {
+  const op = await startOperator(ctx, 'C', ['--debounce=0']);
+  const ready = await op.waitReady(ctx.slowMs);
+  const pass = await op.waitFirstPass(ctx.slowMs);
+  await sleep(SETTLE_MS);
+  const startupWrites = ctx.releases.writesBetween(op.startedAt, performance.now()).length;
+  process.stderr.write(
+    `  synced ${span(op.startedAt, ready)} ms, first pass ${pass ? span(op.startedAt, pass.at) : 'timed out'} ms, ${startupWrites} writes; ${samples} changes, one every ${intervalMs} ms\n`,
+  );
+  const cms = await new ConfigMapWatch(ctx.client).start();
   const trigger: number[] = [];
   const floor: number[] = [];
   let missed = 0;
-  const picks = Array.from({ length: count }, (_, i) => i)
-    .sort(() => Math.random() - 0.5)
-    .slice(0, samples);
-  for (const i of picks) {
-    const seenCm = cms.next(`cm-${i}`);
-    const seenTrigger = releases.nextTrigger(`${ns}/app-${i}`, 5000);
+  const t0 = performance.now();
+  for (const r of ctx.pool.take(samples)) {
+    const seenCm = cms.next(r.configMapKey, 30_000);
+    const seenTrigger = ctx.releases.nextTrigger(r.key, 30_000);
     const start = performance.now();
-    await client.mergePatch(objectPath(ConfigMaps, ns, `cm-${i}`), {
-      data: { 'values.yaml': valuesText(i, 1) },
-    });
+    await changeValues(ctx.client, r, 1);
     const [cmAt, trAt] = await Promise.all([seenCm, seenTrigger]);
-    floor.push(cmAt - start);
+    if (!Number.isNaN(cmAt)) floor.push(cmAt - start);
     if (Number.isNaN(trAt)) missed++;
     else trigger.push(trAt - start);
-    await sleep(20);
+    await sleep(Math.max(0, start + intervalMs - performance.now()));
   }
+  await sleep(SETTLE_MS);
+  const writes = ctx.releases.writesBetween(t0, performance.now()).length;
   await cms.stop();
+  const t = summary(trigger, 1);
+  const f = summary(floor, 1);
   const result = {
-    releases: count,
-    createMs: createdMs,
-    operatorSyncedMs: synced.ms,
-    operatorIdleMs: idle.ms,
-    startupWrites: releases.totalWrites - trigger.length,
-    triggerLatencyMs: summary(trigger, 1),
-    apiWatchFloorMs: summary(floor, 1),
+    debounceMs: 0,
+    restartSyncedMs: span(op.startedAt, ready),
+    restartFirstPassMs: pass ? span(op.startedAt, pass.at) : null,
+    restartWrites: startupWrites,
+    intervalMs,
+    triggerLatencyMs: t,
+    apiWatchFloorMs: f,
+    p50AboveFloorMs: Math.round((t.p50 - f.p50) * 10) / 10,
     missed,
+    writesPerChange: Math.round((writes / samples) * 100) / 100,
+    ...op.memory(),
+    ...(await op.heap()),
   };
-  return { result, op, releases, ns };
+  await op.stop();
+  return result;
 }
-
-export type LatencyResult = Awaited<ReturnType<typeof latencyPhase>>['result'];

@@ -1,154 +1,190 @@
-// Benchmark of the trigger reconciler on its own control plane (npm run bench:triggers):
-//  1. latency (latency.ts): ConfigMap patch -> HelmRelease requestedAt seen by a watch, with 100 and 1,000
-//     releases (debounce 0), next to the API server's own floor (the same patch seen by a ConfigMap watch);
-//  2. storms (storm.ts): 1,000 changes at once (debounce 0), and 1,000 changes on 100 ConfigMaps (debounce
-//     1 s): time to settle and writes per affected release;
-//  3. scale (scale.ts): start-up to synced and to idle, RSS, with 10,000 releases, 10,000 ConfigMaps and
-//     10,000 Secrets (100 of them ~900 kB, like Helm's release Secrets), the operator in a child process.
+// Benchmark of the trigger reconciler at scale (npm run bench:triggers -- --releases 10000), the real
+// operator process (cmd/helmrelease-autopilot/main.ts) at its default flags, on a control plane of its own:
+//  1. bare process (bare.ts): RSS and heap before any object exists;
+//  2. the set (objects.ts): N releases, each consuming its own ConfigMap and Secret, + 100 Helm-release-sized
+//     Secrets;
+//  3. start-up (startup.ts): spawn → synced, → end of the first pass, a change made 1 s after spawn → its
+//     trigger, writes to unchanged releases, RSS;
+//  4. failover (failover.ts): follower synced, leader SIGKILLed with a change at the kill → Lease acquired,
+//     → trigger, → the new leader's first pass, writes;
+//  5. storms (storm.ts) on the new leader: 1,000 changes at once, 1,000 changes on 100 ConfigMaps;
+//  6. steady state (latency.ts), a fresh process with --debounce=0: restart writes, trigger latency p50/p99
+//     beside the API server's watch floor measured in the same run.
 // Prints numbers and writes bench/results/triggers-<date>.{json,md}; it asserts nothing.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../../hack/controlplane.ts';
 import { KubeClient } from '../../src/kube/client.ts';
-import { machine, type summary } from '../stats.ts';
-import { latencyPhase } from './latency.ts';
-import { type ScaleOptions, scalePhase } from './scale.ts';
-import { stormDebounced, stormOnce } from './storm.ts';
+import { collectionPath, Namespaces } from '../../src/kube/resources.ts';
+import { machine } from '../stats.ts';
+import { bareProcess } from './bare.ts';
+import type { BenchContext } from './context.ts';
+import { failoverPhase } from './failover.ts';
+import { steadyStatePhase } from './latency.ts';
+import { bareMarkdown, markdown } from './markdown.ts';
+import { createScaleSet, ReleasePool } from './objects.ts';
+import { ReleaseWatch } from './observers.ts';
+import { launchDescription, OPERATOR_NAMESPACE, servingCertDir, warmUp } from './operator-process.ts';
+import { startupPhase } from './startup.ts';
+import { stormPhase } from './storm.ts';
 
-const USAGE = `Usage: npm run bench:triggers [-- --help]
+const USAGE = `Usage: npm run bench:triggers -- [--releases N] [--big-secrets N] [--samples N] [--interval-ms N]
+       npm run bench:triggers -- --bare
 
-Runs the latency, storm and scale scenarios against a control plane of its own (built by
-npm run build:control-plane) and writes bench/results/triggers-<date>.{json,md}.
+Runs the bare-process, start-up, failover, storm and steady-state scenarios against a control plane of its
+own (built by npm run build:control-plane), the operator at its default flags (node flags from package.json's
+start script), and writes bench/results/triggers-<date>.{json,md}.
 
-Environment:
-  BENCH_PHASES=scale          run the scale scenario only (its numbers are printed, nothing is written)
-  BENCH_SCALE                 releases in the scale scenario (default 10000)
-  BENCH_BIG_SECRETS           Helm-release-sized Secrets in the scale scenario (default 100)
-  BENCH_OPERATOR_NODE_FLAGS   node flag sets of the operator, separated by | (default
-                              "|--max-semi-space-size=2 --max-old-space-size=256": Node's defaults, then ours)
+  --releases N      releases, each with its own ConfigMap and Secret (default 10000; env BENCH_RELEASES)
+  --big-secrets N   Helm-release-sized Secrets, ~900 kB each (default 100; env BENCH_BIG_SECRETS)
+  --samples N       changes timed in the steady-state scenario (default 300; env BENCH_SAMPLES)
+  --interval-ms N   one steady-state change every N ms (default 100; env BENCH_INTERVAL_MS)
+  --bare            the bare-process scenario only (RSS, heap and modules with no object), written to
+                    bench/results/triggers-bare-<date>.{json,md}
+Environment: BENCH_NOTE   a note for the results (e.g. which code ran)
 `;
 
-interface Options {
-  scaleOnly: boolean;
-  scale: ScaleOptions;
+export interface Options {
+  bareOnly: boolean;
+  releases: number;
+  bigSecrets: number;
+  samples: number;
+  intervalMs: number;
 }
 
-function options(env: NodeJS.ProcessEnv): Options {
-  return {
-    scaleOnly: env.BENCH_PHASES === 'scale',
-    scale: {
-      releases: Number(env.BENCH_SCALE ?? 10_000),
-      bigSecrets: Number(env.BENCH_BIG_SECRETS ?? 100),
-      operatorNodeFlags: (
-        env.BENCH_OPERATOR_NODE_FLAGS ?? '|--max-semi-space-size=2 --max-old-space-size=256'
-      ).split('|'),
-    },
+function options(argv: string[], env: NodeJS.ProcessEnv): Options {
+  const arg = (name: string, envName: string, def: number) => {
+    const i = argv.indexOf(`--${name}`);
+    const raw =
+      i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? env[envName]);
+    const n = raw === undefined ? def : Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: not a count: ${raw}`);
+    return n;
   };
+  const o = {
+    bareOnly: argv.includes('--bare'),
+    releases: arg('releases', 'BENCH_RELEASES', 10_000),
+    bigSecrets: arg('big-secrets', 'BENCH_BIG_SECRETS', 100),
+    samples: arg('samples', 'BENCH_SAMPLES', 300),
+    intervalMs: arg('interval-ms', 'BENCH_INTERVAL_MS', 100),
+  };
+  const needed = 2 + 1001 + 100 + o.samples;
+  if (!o.bareOnly && o.releases < needed)
+    throw new Error(`--releases must be at least ${needed} (the scenarios use that many)`);
+  return o;
 }
 
-function markdown(r: Record<string, unknown>): string {
-  const j = (v: unknown) => `\`${JSON.stringify(v)}\``;
-  const env = r.environment as Record<string, unknown>;
-  const lines = [
-    `# Trigger reconciler benchmark — ${env.date}`,
-    '',
-    `CPU: ${env.cpu} × ${env.cores}; RAM ${env.memoryGB} GB; Node ${env.node}; load average before/after: ${j(env.loadBefore)} / ${j(env.loadAfter)}.`,
-    'Real etcd + kube-apiserver on loopback, shared with nothing else in this process; other jobs on the machine add noise.',
-    '',
-    '## Trigger latency (debounce 0): ConfigMap PATCH sent → new requestedAt seen by a watch',
-    '',
-    '| releases | samples | p50 ms | p90 ms | p99 ms | max ms | API watch floor p50/p99 ms | missed |',
-    '|---|---|---|---|---|---|---|---|',
-  ];
-  for (const l of r.latency as {
-    releases: number;
-    triggerLatencyMs: ReturnType<typeof summary>;
-    apiWatchFloorMs: ReturnType<typeof summary>;
-    missed: number;
-  }[]) {
-    const t = l.triggerLatencyMs;
-    lines.push(
-      `| ${l.releases} | ${t.n} | ${t.p50} | ${t.p90} | ${t.p99} | ${t.max} | ${l.apiWatchFloorMs.p50} / ${l.apiWatchFloorMs.p99} | ${l.missed} |`,
-    );
+function uptime(): string {
+  return execFileSync('uptime', { encoding: 'utf8' }).trim();
+}
+
+function git(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'src', 'cmd', 'controller', 'webhook'],
+      {
+        encoding: 'utf8',
+      },
+    ).trim();
+    return dirty ? `${head} (with uncommitted changes)` : head;
+  } catch {
+    return 'unknown';
   }
-  lines.push(
-    '',
-    '## Storms',
-    '',
-    '```json',
-    JSON.stringify(r.storms, null, 2),
-    '```',
-    '',
-    '## Scale',
-    '',
-    '```json',
-    JSON.stringify(r.scale, null, 2),
-    '```',
-    '',
-  );
-  lines.push(
-    'RSS: `rssOfCodeAloneMB` is the operator process after its imports, before any cache (Node, fastify, pino, prom-client, yaml, node-forge and our modules).',
-    'Target (DESIGN.md): p99 ≤ 200 ms with 1,000 releases; one patch per affected release per change window; ≤ 200 MB RSS and ≤ 10 s start-up at 10,000 releases.',
-    '',
-  );
-  return lines.join('\n');
+}
+
+/** The scenarios over the set: creation, start-up, failover, storms, steady state. */
+async function atScale(ctx: BenchContext, o: Options, out: Record<string, unknown>) {
+  process.stderr.write(`creating ${o.releases} releases\n`);
+  const c0 = performance.now();
+  const set = await createScaleSet(ctx.client, o.releases, o.bigSecrets);
+  out.set = {
+    releases: o.releases,
+    configMaps: o.releases,
+    secrets: o.releases,
+    helmReleaseSecrets: o.bigSecrets,
+    namespaces: set.namespaces.length,
+    createMs: Math.round(performance.now() - c0),
+  };
+  process.stderr.write('start-up (process A)\n');
+  const a = await startupPhase(ctx);
+  out.startup = a.result;
+  process.stderr.write(`  ${JSON.stringify(a.result)}\nfailover (process B follows, A is SIGKILLed)\n`);
+  const b = await failoverPhase(ctx, a.op);
+  out.failover = b.result;
+  process.stderr.write(`  ${JSON.stringify(b.result)}\nstorms (on B, default flags)\n`);
+  out.storms = await stormPhase(ctx, b.op);
+  out.stormLeaderMemory = b.op.memory();
+  await b.op.stop();
+  process.stderr.write('steady state (process C, --debounce=0)\n');
+  out.steadyState = await steadyStatePhase(ctx, o.samples, o.intervalMs);
+  process.stderr.write(`  ${JSON.stringify(out.steadyState)}\n`);
 }
 
 async function main(o: Options) {
-  const loadBefore = loadavg();
+  const t0 = performance.now();
+  const out: Record<string, unknown> = {};
+  const environment: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    ...machine(),
+    operatorLaunch: launchDescription(),
+    commit: git(),
+    command: o.bareOnly
+      ? 'npm run bench:triggers -- --bare'
+      : `npm run bench:triggers -- --releases ${o.releases} --big-secrets ${o.bigSecrets} --samples ${o.samples} --interval-ms ${o.intervalMs}`,
+    ...(process.env.BENCH_NOTE ? { note: process.env.BENCH_NOTE } : {}),
+    uptimeBefore: uptime(),
+  };
+  out.environment = environment;
+  process.stderr.write(`${environment.uptimeBefore}\nstarting the control plane\n`);
+  warmUp();
   const cp = await startControlPlane();
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const client = await KubeClient.create(kc);
-  const out: Record<string, unknown> = {};
+  const certDir = servingCertDir();
+  // Started before the set exists: creations are adds, never counted as writes.
+  const releases = await new ReleaseWatch(client).start();
+  const ctx: BenchContext = {
+    cp,
+    client,
+    certDir,
+    releases,
+    pool: new ReleasePool(o.releases),
+    slowMs: Math.max(600_000, o.releases * 90),
+    started: [],
+  };
   try {
-    if (o.scaleOnly) {
-      out.scale = await scalePhase(cp, client, o.scale);
-      process.stderr.write(`  ${JSON.stringify(out.scale)}\n`);
-      return;
-    }
-    process.stderr.write('latency with 100 releases\n');
-    const l100 = await latencyPhase(cp, client, 100, 100);
-    await l100.releases.stop();
-    await l100.op.stop();
-    process.stderr.write(`  ${JSON.stringify(l100.result.triggerLatencyMs)}\nlatency with 1,000 releases\n`);
-    const l1000 = await latencyPhase(cp, client, 1000, 300);
-    process.stderr.write(
-      `  ${JSON.stringify(l1000.result.triggerLatencyMs)}\nstorm: 1,000 changes at once\n`,
-    );
-    const storm = await stormOnce(client, l1000.releases, l1000.ns, 1000);
-    await l1000.releases.stop();
-    await l1000.op.stop();
-    process.stderr.write(
-      `  ${JSON.stringify(storm)}\nstorm: 1,000 changes on 100 ConfigMaps, debounce 1 s\n`,
-    );
-    const debounced = await stormDebounced(cp, client, l1000.ns);
-    process.stderr.write(`  ${JSON.stringify(debounced)}\nscale: ${o.scale.releases} releases\n`);
-    const scale = await scalePhase(cp, client, o.scale);
-    process.stderr.write(`  ${JSON.stringify(scale)}\n`);
-    out.latency = [l100.result, l1000.result];
-    out.storms = { once: storm, debounced };
-    out.scale = scale;
+    environment.kubeApiserver = ((await client.get('/version')) as { gitVersion?: string }).gitVersion;
+    await client.create(collectionPath(Namespaces), { metadata: { name: OPERATOR_NAMESPACE } });
+    process.stderr.write('bare process (no objects yet)\n');
+    out.bareProcess = await bareProcess(ctx);
+    process.stderr.write(`  ${JSON.stringify(out.bareProcess)}\n`);
+    if (!o.bareOnly) await atScale(ctx, o, out);
+  } catch (err) {
+    process.stderr.write(`benchmark failed; what it measured so far:\n${JSON.stringify(out, null, 2)}\n`);
+    throw err;
   } finally {
+    for (const op of ctx.started) if (op.alive()) await op.kill();
+    await releases.stop();
     client.close();
     await cp.stop();
+    rmSync(certDir, { recursive: true, force: true });
   }
-  const date = new Date().toISOString();
-  out.environment = {
-    date,
-    ...machine(),
-    loadBefore: loadBefore.map((x) => Math.round(x * 100) / 100),
-    loadAfter: loadavg().map((x) => Math.round(x * 100) / 100),
-  };
+  environment.uptimeAfter = uptime();
+  environment.runMs = Math.round(performance.now() - t0);
   const dir = join(import.meta.dirname, '..', 'results');
   mkdirSync(dir, { recursive: true });
-  const stem = `triggers-${date.slice(0, 19).replace(/[:T]/g, '-')}`;
+  const stem = `triggers-${o.bareOnly ? 'bare-' : ''}${(environment.date as string).slice(0, 19).replace(/[:T]/g, '-')}`;
   writeFileSync(join(dir, `${stem}.json`), `${JSON.stringify(out, null, 2)}\n`);
-  writeFileSync(join(dir, `${stem}.md`), markdown(out));
-  process.stdout.write(`${markdown(out)}\nwritten: bench/results/${stem}.{json,md}\n`);
+  const md = o.bareOnly ? bareMarkdown(out) : markdown(out);
+  writeFileSync(join(dir, `${stem}.md`), md);
+  process.stdout.write(`${md}\nwritten: bench/results/${stem}.{json,md}\n`);
 }
 
-if (process.argv.includes('--help') || process.argv.includes('-h')) process.stdout.write(USAGE);
-else await main(options(process.env));
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) process.stdout.write(USAGE);
+else await main(options(argv, process.env));

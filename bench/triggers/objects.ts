@@ -1,14 +1,52 @@
-// The trigger benchmark's objects: per namespace, ConfigMaps cm-i (and Secrets sec-i) and HelmReleases app-i
-// consuming them, stamped with their values digest as the webhook would; optionally Helm-release-sized
-// Secrets nobody consumes.
+// The trigger benchmark's objects: releases app-i in namespaces of 1,000, each consuming its own ConfigMap
+// cm-i and Secret sec-i, stamped with their values digest as the webhook would; plus Helm-release-sized
+// Secrets (owner=helm, sh.helm.release.v1.*) that nobody consumes. Created many at a time, with progress.
 import type { ValuesReference } from '../../src/flux/helmrelease.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
-import { ConfigMaps, collectionPath, HelmReleases, Namespaces, Secrets } from '../../src/kube/resources.ts';
+import {
+  ConfigMaps,
+  collectionPath,
+  HelmReleases,
+  Namespaces,
+  objectPath,
+  Secrets,
+} from '../../src/kube/resources.ts';
 import { Annotations, Labels } from '../../src/names.ts';
 import { valuesDigest } from '../../src/values/digest.ts';
 
 /** Size of one Helm release Secret's data (they are about this big in real clusters). */
 export const BIG_SECRET_BYTES = 900 * 1024;
+/** Releases per namespace. */
+export const PER_NAMESPACE = 1000;
+/** Requests in flight while creating the set. */
+const IN_FLIGHT = 32;
+
+export interface ScaleSet {
+  releases: number;
+  bigSecrets: number;
+  namespaces: string[];
+}
+
+/** One release of the set, by its global index. */
+export class Release {
+  readonly namespace: string;
+  readonly i: number;
+  constructor(g: number) {
+    this.namespace = namespaceOf(Math.floor(g / PER_NAMESPACE));
+    this.i = g % PER_NAMESPACE;
+  }
+  get key(): string {
+    return `${this.namespace}/app-${this.i}`;
+  }
+  get configMap(): string {
+    return `cm-${this.i}`;
+  }
+  get configMapKey(): string {
+    return `${this.namespace}/${this.configMap}`;
+  }
+}
+
+const namespaceOf = (n: number) => `bench-scale-${n}`;
 
 /** Runs fn over items, n at a time. */
 export async function parallel<T>(items: readonly T[], n: number, fn: (item: T, i: number) => Promise<void>) {
@@ -26,6 +64,14 @@ export async function parallel<T>(items: readonly T[], n: number, fn: (item: T, 
 /** The values.yaml of ConfigMap cm-i at generation gen. */
 export const valuesText = (i: number, gen: number) =>
   `replicaCount: ${gen}\nimage:\n  repository: example/app-${i}\n  tag: "1.${gen}.0"\nresources:\n  limits: {cpu: 500m, memory: 256Mi}\n`;
+const secretText = (i: number) => `password: p${i}\n`;
+
+/** Changes the values of a release's ConfigMap (a new generation: a trigger is due). */
+export function changeValues(client: KubeClient, r: Release, gen: number): Promise<unknown> {
+  return client.mergePatch(objectPath(ConfigMaps, r.namespace, r.configMap), {
+    data: { 'values.yaml': valuesText(r.i, gen) },
+  });
+}
 
 const ref = (kind: 'ConfigMap' | 'Secret', name: string): ValuesReference => ({
   kind,
@@ -35,63 +81,102 @@ const ref = (kind: 'ConfigMap' | 'Secret', name: string): ValuesReference => ({
   optional: false,
 });
 
-export interface SetOptions {
-  namespace: string;
-  count: number;
-  /** Also give each release a Secret it consumes (up to count - bigSecrets). */
-  secrets?: boolean;
-  bigSecrets?: number;
+/** Prints progress every few seconds while objects are created. */
+function progress(total: number, t0: number) {
+  let done = 0;
+  let last = t0;
+  return () => {
+    done++;
+    const now = performance.now();
+    if (now - last > 5000 || done === total) {
+      last = now;
+      const s = (now - t0) / 1000;
+      process.stderr.write(
+        `  created ${done}/${total} objects in ${s.toFixed(0)} s (${Math.round(done / s)}/s)\n`,
+      );
+    }
+  };
 }
 
-/** Creates ConfigMaps cm-i, (Secrets sec-i), and releases app-i consuming them, stamped as the webhook would. */
-export async function createSet(client: KubeClient, o: SetOptions): Promise<void> {
-  await client.create(collectionPath(Namespaces), { metadata: { name: o.namespace } });
-  const idx = Array.from({ length: o.count }, (_, i) => i);
-  const big = o.bigSecrets ?? 0;
-  const withSecret = (i: number) => o.secrets === true && i < o.count - big;
-  await parallel(idx, 24, async (i) => {
-    await client.create(collectionPath(ConfigMaps, o.namespace), {
-      metadata: { name: `cm-${i}` },
-      data: { 'values.yaml': valuesText(i, 0), 'unused.txt': 'x'.repeat(200) },
-    });
-    if (withSecret(i)) {
-      await client.create(collectionPath(Secrets, o.namespace), {
-        metadata: { name: `sec-${i}` },
-        data: { 'values.yaml': Buffer.from(`password: p${i}\n`).toString('base64') },
-      });
-    }
+/** Creates the set: namespaces, ConfigMaps and Secrets, Helm release Secrets, then the stamped releases. */
+export async function createScaleSet(
+  client: KubeClient,
+  releases: number,
+  bigSecrets: number,
+): Promise<ScaleSet> {
+  const namespaces = Array.from({ length: Math.ceil(releases / PER_NAMESPACE) }, (_, n) => namespaceOf(n));
+  for (const name of namespaces) await client.create(collectionPath(Namespaces), { metadata: { name } });
+  const all = Array.from({ length: releases }, (_, g) => new Release(g));
+  const tick = progress(releases * 3 + bigSecrets, performance.now());
+  const sources = all.flatMap((r) => [
+    () =>
+      client.create(collectionPath(ConfigMaps, r.namespace), {
+        metadata: { name: r.configMap },
+        data: { 'values.yaml': valuesText(r.i, 0), 'unused.txt': 'x'.repeat(200) },
+      }),
+    () =>
+      client.create(collectionPath(Secrets, r.namespace), {
+        metadata: { name: `sec-${r.i}` },
+        data: { 'values.yaml': Buffer.from(secretText(r.i)).toString('base64') },
+      }),
+  ]);
+  await parallel(sources, IN_FLIGHT, async (create) => {
+    await create();
+    tick();
   });
   // Helm release Secrets: large, unconsumed; the operator must never fetch them.
   const blob = Buffer.alloc(BIG_SECRET_BYTES, 0x5a).toString('base64');
   await parallel(
-    Array.from({ length: big }, (_, i) => i),
+    Array.from({ length: bigSecrets }, (_, i) => i),
     4,
     async (i) => {
-      await client.create(collectionPath(Secrets, o.namespace), {
+      await client.create(collectionPath(Secrets, namespaces[0]), {
         metadata: { name: `sh.helm.release.v1.app-${i}.v1`, labels: { owner: 'helm' } },
         type: 'helm.sh/release.v1',
         data: { release: blob },
       });
+      tick();
     },
   );
-  await parallel(idx, 24, async (i) => {
-    const refs = [ref('ConfigMap', `cm-${i}`), ...(withSecret(i) ? [ref('Secret', `sec-${i}`)] : [])];
-    const digest = valuesDigest(refs, (r) =>
-      Buffer.from(r.kind === 'ConfigMap' ? valuesText(i, 0) : `password: p${i}\n`),
+  await parallel(all, IN_FLIGHT, async (r) => {
+    const refs = [ref('ConfigMap', r.configMap), ref('Secret', `sec-${r.i}`)];
+    const digest = valuesDigest(refs, (x) =>
+      Buffer.from(x.kind === 'ConfigMap' ? valuesText(r.i, 0) : secretText(r.i)),
     );
-    await client.create(collectionPath(HelmReleases, o.namespace), {
+    await client.create(collectionPath(HelmReleases, r.namespace), {
       apiVersion: 'helm.toolkit.fluxcd.io/v2',
       kind: 'HelmRelease',
       metadata: {
-        name: `app-${i}`,
+        name: `app-${r.i}`,
         labels: { [Labels.managed]: 'true' },
         annotations: { [Annotations.valuesDigest]: digest },
       },
       spec: {
         interval: '5m',
         chart: { spec: { chart: 'app', sourceRef: { kind: 'HelmRepository', name: 'repo' } } },
-        valuesFrom: refs.map((r) => ({ kind: r.kind, name: r.name })),
+        valuesFrom: refs.map((x) => ({ kind: x.kind, name: x.name })),
       },
     });
+    tick();
   });
+  return { releases, bigSecrets, namespaces };
+}
+
+/** Hands out releases not used by an earlier scenario, in a random order, so no two scenarios share one. */
+export class ReleasePool {
+  private readonly free: number[];
+  constructor(releases: number) {
+    this.free = Array.from({ length: releases }, (_, g) => g);
+    for (let i = this.free.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [this.free[i], this.free[j]] = [this.free[j] as number, this.free[i] as number];
+    }
+  }
+  take(n: number): Release[] {
+    if (n > this.free.length) throw new Error(`the set has ${this.free.length} unused releases, ${n} wanted`);
+    return this.free.splice(0, n).map((g) => new Release(g));
+  }
+  get left(): number {
+    return this.free.length;
+  }
 }

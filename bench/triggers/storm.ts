@@ -1,95 +1,88 @@
-// Scenario "storm": many changes at once — every ConfigMap of a set changed once (debounce 0), and 1,000
-// changes on 100 ConfigMaps (debounce 1 s). Measures the time to settle and writes per affected release:
-// exactly one patch per affected release per change window is expected.
-import type { ControlPlane } from '../../hack/controlplane.ts';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { ConfigMaps, objectPath } from '../../src/kube/resources.ts';
+// Scenario "storms", on the leader left by the failover scenario (default flags: debounce 2 s, 20 writes/s):
+//  - 1,000 ConfigMaps changed once each, all at once (32 in flight), and one more change 3 s later: time to
+//    settle (every release triggered, then the leader's queue empty), writes per release, and how long the late
+//    change waited behind the storm;
+//  - 1,000 changes on 100 ConfigMaps (10 each, back to back): one patch per release per change window.
 import { sleep } from '../../src/util/sleep.ts';
-import { parallel, valuesText } from './objects.ts';
-import { ReleaseWatch } from './observers.ts';
-import { OperatorProcess } from './operator-process.ts';
+import { type BenchContext, SETTLE_MS, span } from './context.ts';
+import { changeValues, parallel, type Release } from './objects.ts';
+import type { OperatorProcess } from './operator-process.ts';
 
-/** Every ConfigMap of the set changed once, all at once: one patch per release expected. */
-export async function stormOnce(client: KubeClient, releases: ReleaseWatch, ns: string, count: number) {
-  releases.reset();
+const STORM = 1000;
+const LATE_CHANGE_MS = 3000;
+
+/**
+ * Changes every target's ConfigMap `changesPer` times and waits until every release was triggered, then until
+ * the leader's queue is empty (what is left after the last trigger: the evaluations of its own patches).
+ */
+async function storm(
+  ctx: BenchContext,
+  op: OperatorProcess,
+  targets: Release[],
+  changesPer: number,
+  late?: Release,
+) {
+  await op.waitQueueEmpty(ctx.slowMs); // the previous storm's work is not this one's
   const t0 = performance.now();
-  const done = Promise.all(
-    Array.from({ length: count }, (_, i) => releases.nextTrigger(`${ns}/app-${i}`, 120_000)),
-  );
-  await parallel(
-    Array.from({ length: count }, (_, i) => i),
-    16,
-    async (i) => {
-      await client.mergePatch(objectPath(ConfigMaps, ns, `cm-${i}`), {
-        data: { 'values.yaml': valuesText(i, 2) },
-      });
-    },
-  );
-  const changesMs = Math.round(performance.now() - t0);
-  const seen = await done;
-  const settleMs = Math.round(Math.max(...seen.filter((x) => !Number.isNaN(x))) - t0);
-  await sleep(2000); // extra writes would show up here
-  return {
-    changes: count,
-    changesIssuedMs: changesMs,
-    settleMs,
-    missed: seen.filter(Number.isNaN).length,
-    ...writesPer(releases, count),
-  };
-}
-
-/** 1,000 changes on 100 ConfigMaps (10 each, back to back) with a 1 s debounce window. */
-export async function stormDebounced(cp: ControlPlane, client: KubeClient, ns: string) {
-  const op = new OperatorProcess(cp.kubeconfigPath, {
-    BENCH_NAMESPACE: ns,
-    BENCH_DEBOUNCE_MS: '1000',
-    BENCH_WRITE_QPS: '1000',
-    BENCH_WRITE_BURST: '1000',
+  const seen = Promise.all(targets.map((r) => ctx.releases.nextTrigger(r.key, ctx.slowMs)));
+  const lateSeen = late
+    ? sleep(LATE_CHANGE_MS).then(async () => {
+        const triggered = ctx.releases.nextTrigger(late.key, ctx.slowMs);
+        const at = performance.now();
+        await changeValues(ctx.client, late, 1);
+        return span(at, await triggered);
+      })
+    : undefined;
+  let maxSpanMs = 0; // the longest time over which one ConfigMap's changes were sent
+  await parallel(targets, 32, async (r) => {
+    const first = performance.now();
+    for (let gen = 1; gen <= changesPer; gen++) await changeValues(ctx.client, r, gen);
+    maxSpanMs = Math.max(maxSpanMs, performance.now() - first);
   });
-  await op.waitFor('idle');
-  const releases = await new ReleaseWatch(client, ns).start();
-  const affected = 100;
-  const t0 = performance.now();
-  const done = Promise.all(
-    Array.from({ length: affected }, (_, i) => releases.nextTrigger(`${ns}/app-${i}`, 120_000)),
-  );
-  await parallel(
-    Array.from({ length: affected }, (_, i) => i),
-    16,
-    async (i) => {
-      for (let gen = 10; gen < 20; gen++) {
-        await client.mergePatch(objectPath(ConfigMaps, ns, `cm-${i}`), {
-          data: { 'values.yaml': valuesText(i, gen) },
-        });
-      }
-    },
-  );
-  const changesMs = Math.round(performance.now() - t0);
-  const seen = await done;
-  const settleMs = Math.round(Math.max(...seen.filter((x) => !Number.isNaN(x))) - t0);
-  await sleep(2500);
-  const result = {
-    changes: affected * 10,
-    configMaps: affected,
-    debounceMs: 1000,
-    changesIssuedMs: changesMs,
+  const issuedMs = span(t0, performance.now());
+  const times = await seen;
+  const lateChangeLatencyMs = lateSeen ? await lateSeen : undefined;
+  const missed = times.filter(Number.isNaN).length;
+  const settleMs =
+    missed === targets.length ? null : span(t0, Math.max(...times.filter((t) => !Number.isNaN(t))));
+  const queueEmptyMs = span(t0, await op.waitQueueEmpty(ctx.slowMs));
+  await sleep(SETTLE_MS);
+  const affected = new Set(targets.map((r) => r.key));
+  const writes = ctx.releases.writesBetween(t0, performance.now());
+  const per = new Map<string, { writes: number; triggers: number }>();
+  for (const w of writes) {
+    if (!affected.has(w.key)) continue;
+    const c = per.get(w.key) ?? { writes: 0, triggers: 0 };
+    c.writes++;
+    if (w.trigger) c.triggers++;
+    per.set(w.key, c);
+  }
+  const counts = [...per.values()];
+  return {
+    changes: targets.length * changesPer,
+    // Changes of one ConfigMap spread over more than the debounce window (2 s) may rightly trigger twice.
+    ...(changesPer > 1 ? { longestChangeSpanMs: Math.round(maxSpanMs) } : {}),
+    configMaps: targets.length,
+    issuedMs,
     settleMs,
-    ...writesPer(releases, affected),
+    queueEmptyMs,
+    missed,
+    ...(lateChangeLatencyMs === undefined ? {} : { lateChangeAfterMs: LATE_CHANGE_MS, lateChangeLatencyMs }),
+    releasesWritten: counts.length,
+    totalWrites: counts.reduce((a, c) => a + c.writes, 0),
+    maxWritesPerRelease: Math.max(0, ...counts.map((c) => c.writes)),
+    releasesTriggeredMoreThanOnce: counts.filter((c) => c.triggers > 1).length,
+    writesToOtherReleases: writes.filter((w) => !affected.has(w.key) && w.key !== late?.key).length,
   };
-  await releases.stop();
-  await op.stop();
-  return result;
 }
 
-function writesPer(releases: ReleaseWatch, affected: number) {
-  const per = [...releases.writes.values()];
-  const triggers = [...releases.triggers.values()];
-  return {
-    releasesWritten: per.length,
-    totalWrites: per.reduce((a, b) => a + b, 0),
-    maxWritesPerRelease: Math.max(0, ...per),
-    releasesWithOneTrigger: triggers.filter((n) => n === 1).length,
-    releasesWithMoreTriggers: triggers.filter((n) => n > 1).length,
-    affected,
-  };
+export async function stormPhase(ctx: BenchContext, op: OperatorProcess) {
+  const targets = ctx.pool.take(STORM);
+  const [late] = ctx.pool.take(1);
+  process.stderr.write(`  ${STORM} ConfigMaps changed at once, one more ${LATE_CHANGE_MS} ms later\n`);
+  const once = await storm(ctx, op, targets, 1, late);
+  process.stderr.write(`  ${JSON.stringify(once)}\n  1,000 changes on 100 ConfigMaps\n`);
+  const repeated = await storm(ctx, op, ctx.pool.take(100), 10);
+  process.stderr.write(`  ${JSON.stringify(repeated)}\n`);
+  return { once, repeated };
 }

@@ -250,6 +250,10 @@ async function startAfterSync(w: Wiring, stopping: AbortSignal, onSynced: () => 
   onSynced();
   w.queue.start();
   w.log.info({ enqueued: n, ...w.index.stats }, 'trigger controller started: every release enqueued once');
+  const passStarted = w.clock.now();
+  void w.queue.whenIdle().then(() => {
+    if (!w.stopped()) w.log.info({ releases: n, ms: w.clock.now() - passStarted }, 'first pass done');
+  });
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

@@ -8,7 +8,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import type https from 'node:https';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
-import { parse } from 'yaml';
 import { array, isObject, type JsonObject, str } from '../util/narrow.ts';
 import type { Credentials } from './client.ts';
 
@@ -92,7 +91,9 @@ interface MergedConfig {
 }
 
 /** Merges kubeconfig files as kubectl does: the first file to set a name (or current-context) wins. */
-function readKubeConfigFiles(paths: string[]): MergedConfig {
+async function readKubeConfigFiles(paths: string[]): Promise<MergedConfig> {
+  // Loaded for kubeconfig files only: in a cluster (the service account) its 72 modules (~2 MB of RSS) are not.
+  const { parse } = await import('yaml');
   const merged: MergedConfig = {
     currentContext: '',
     contexts: new Map(),
@@ -162,7 +163,7 @@ function resolveContext(
 
 /** Credentials from kubeconfig files, delegating to client-node only for plugin-based users. */
 async function fromFiles(paths: string[], context: string, origin: string): Promise<Credentials> {
-  const { cluster, user } = resolveContext(readKubeConfigFiles(paths), context, origin);
+  const { cluster, user } = resolveContext(await readKubeConfigFiles(paths), context, origin);
   if (!user.plugin) return new StaticCredentials(cluster, user);
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();

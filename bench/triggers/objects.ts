@@ -5,7 +5,12 @@ import type { ValuesReference } from '../../src/flux/helmrelease.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { ConfigMaps, collectionPath, HelmReleases, Namespaces, Secrets } from '../../src/kube/resources.ts';
 import { Annotations, Labels } from '../../src/names.ts';
-import { valuesDigest } from '../../src/values/digest.ts';
+import { type DigestKeys, digestKey, valuesDigestOfBytes } from '../../src/values/digest.ts';
+
+/** The digest key the benchmark's operator runs with (operator-child.ts), so releases can be pre-stamped. */
+export const BENCH_DIGEST_KEYS: DigestKeys = {
+  current: digestKey(Buffer.from('helmrelease-autopilot bench digest key, 32+ bytes')),
+};
 
 /** Size of one Helm release Secret's data (they are about this big in real clusters). */
 export const BIG_SECRET_BYTES = 900 * 1024;
@@ -76,7 +81,7 @@ export async function createSet(client: KubeClient, o: SetOptions): Promise<void
   );
   await parallel(idx, 24, async (i) => {
     const refs = [ref('ConfigMap', `cm-${i}`), ...(withSecret(i) ? [ref('Secret', `sec-${i}`)] : [])];
-    const digest = valuesDigest(refs, (r) =>
+    const digest = valuesDigestOfBytes(BENCH_DIGEST_KEYS.current, o.namespace, refs, (r) =>
       Buffer.from(r.kind === 'ConfigMap' ? valuesText(i, 0) : `password: p${i}\n`),
     );
     await client.create(collectionPath(HelmReleases, o.namespace), {

@@ -7,6 +7,7 @@ import { createCaches } from '../../src/kube/caches.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
 import { createLogger } from '../../src/log.ts';
+import { BENCH_DIGEST_KEYS } from './objects.ts';
 
 const env = process.env;
 const t0 = performance.now();
@@ -37,7 +38,12 @@ const { kubeConfig } = await loadKubeConfig({ path: env.BENCH_KUBECONFIG as stri
 const client = await KubeClient.create(kubeConfig);
 const logger = createLogger(env.BENCH_LOG_LEVEL ?? 'warn');
 const namespace = env.BENCH_NAMESPACE || undefined;
-const caches = createCaches({ client, logger, ...(namespace ? { namespace } : {}) });
+const caches = createCaches({
+  client,
+  logger,
+  digestKeys: () => BENCH_DIGEST_KEYS,
+  ...(namespace ? { namespace } : {}),
+});
 const registry = new Registry();
 caches.start();
 const controller = startTriggerController({

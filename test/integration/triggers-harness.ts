@@ -20,6 +20,7 @@ import {
 import { Flux } from '../../src/names.ts';
 import { array, isObject, str, stringMap } from '../../src/util/narrow.ts';
 import { sleep } from '../../src/util/sleep.ts';
+import { testDigestKeys } from '../support/digest-key.ts';
 import { testLogger } from '../support/log.ts';
 
 export const baseConfig: TriggerConfig = {
@@ -48,6 +49,7 @@ export async function startOperator(
   const caches = createCaches({
     client,
     logger: testLogger(),
+    digestKeys: testDigestKeys,
     ...(namespaces.length === 1 ? { namespace: namespaces[0] } : {}),
     compatLinks: config['compat-trigger-operator'] ?? false,
   });

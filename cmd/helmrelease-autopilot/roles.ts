@@ -1,4 +1,6 @@
 // Starts the roles this process runs and reports their readiness:
+// - the digest key (every replica; loaded from its Secret with retries: until then the webhook admits
+//   without a digest, readiness is false and the reconcilers wait);
 // - the caches (every replica: the webhook reads them, and a follower that takes over starts warm);
 // - the webhook (every replica);
 // - the reconcilers (triggers, retries) only while this replica holds the leader Lease.
@@ -17,6 +19,7 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder } from '../../src/kube/events.ts';
 import { LeaderElector } from '../../src/kube/leader.ts';
 import type { Logger } from '../../src/log.ts';
+import { DigestKeyLoader } from '../../src/values/key-secret.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
 import type { ReadinessCheck } from './ops-server.ts';
 
@@ -40,18 +43,24 @@ export interface Roles {
 export async function startRoles(ctx: RoleContext): Promise<Roles> {
   const { config, client, log, registry } = ctx;
   const watchNamespace = config['watch-namespace'];
+  const digestKeys = new DigestKeyLoader({ client, namespace: config.namespace, logger: log });
+  digestKeys.start();
   const caches = createCaches({
     client,
     logger: log,
+    digestKeys: () => digestKeys.current(),
     compatLinks: config['compat-trigger-operator'],
     ...(watchNamespace ? { namespace: watchNamespace } : {}),
   });
   caches.start();
-  const checks: ReadinessCheck[] = [{ name: 'caches', ready: () => caches.hasSynced() }];
-  const stops: (() => Promise<void>)[] = [() => caches.stop()];
+  const checks: ReadinessCheck[] = [
+    { name: 'digest-key', ready: () => digestKeys.loaded() },
+    { name: 'caches', ready: () => caches.hasSynced() },
+  ];
+  const stops: (() => Promise<void>)[] = [async () => digestKeys.stop(), () => caches.stop()];
 
   if (config.reconciler) {
-    const reconcilers = reconcilerRole(ctx, caches);
+    const reconcilers = reconcilerRole(ctx, caches, digestKeys);
     if (config['leader-elect']) {
       const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
       let shuttingDown = false;
@@ -107,8 +116,11 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
   };
 }
 
-/** The reconcilers as one unit that starts once caches are synced and stops (draining) on demand. */
-function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches>) {
+/**
+ * The reconcilers as one unit that starts once the digest key is loaded (and runs once the caches are
+ * synced) and stops (draining) on demand.
+ */
+function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches>, keys: DigestKeyLoader) {
   const { config, client, log, registry } = ctx;
   // One write budget and one event recorder for both reconcilers.
   const writeLimiter = new TokenBucket(config['write-qps'], config['write-burst']);
@@ -122,30 +134,37 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
   leader.set(0);
   let running: { stop(): Promise<void> }[] = [];
   let started = false;
+  let stopped = false;
+  const run = () => {
+    leader.set(1);
+    running.push(
+      startTriggerController({
+        client,
+        caches,
+        config,
+        logger: log,
+        registry,
+        events,
+        writeLimiter,
+        ...(watchNamespace ? { inScope: (ns: string) => ns === watchNamespace } : {}),
+      }),
+    );
+    if (config.retries) {
+      running.push(
+        startRetryController({ client, caches, config, logger: log, registry, events, writeLimiter }),
+      );
+    }
+  };
   return {
     start() {
       if (started) return;
       started = true;
-      leader.set(1);
-      running.push(
-        startTriggerController({
-          client,
-          caches,
-          config,
-          logger: log,
-          registry,
-          events,
-          writeLimiter,
-          ...(watchNamespace ? { inScope: (ns: string) => ns === watchNamespace } : {}),
-        }),
-      );
-      if (config.retries) {
-        running.push(
-          startRetryController({ client, caches, config, logger: log, registry, events, writeLimiter }),
-        );
-      }
+      void keys.whenLoaded().then((loaded) => {
+        if (loaded && !stopped) run();
+      });
     },
     async stop() {
+      stopped = true;
       const r = running;
       running = [];
       leader.set(0);

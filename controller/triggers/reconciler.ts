@@ -1,7 +1,9 @@
 // Reconcile one release by key, in three steps: gather (re-read it from the cache, compute the digest of the
 // values it consumes and the state of every source that links to it), decide (decideTrigger, pure), act
 // (the one write or, in notify-only mode, only tell). Events and metrics describe what was done; Secret data
-// never leaves the values store (digests only).
+// never leaves the values store, and digests appear in no event and no log line. A digest recorded in an
+// older format is checked against the data now in that format (one GET per object, once per release), so an
+// upgrade or a key rotation re-stamps releases instead of triggering them.
 import type { Logger } from 'pino';
 import { type HelmRelease, parseReleaseKey } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
@@ -14,19 +16,18 @@ import { Annotations, Flux } from '../../src/names.ts';
 import {
   decideTrigger,
   type LinkSourceState,
+  parseLinkDigests,
   recordedLinks,
   type SkipReason,
   skipBeforeLookup,
   type TriggerAction,
   type TriggerInput,
 } from '../../src/triggers/decide.ts';
-import { parseSourceId, type SourceId, sourceAllowed } from '../../src/triggers/links.ts';
+import { parseSourceId, type SourceId, sourceAllowed, sourceId } from '../../src/triggers/links.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
-import { shortDigest } from '../../src/values/digest.ts';
-import { digestOfRelease } from '../../src/values/lookup.ts';
 import type { TokenBucket } from '../queue.ts';
-import { TriggerEvents } from './events.ts';
+import { type ChangedValues, TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
 import type { TriggerMetrics } from './metrics.ts';
 
@@ -114,9 +115,22 @@ export class TriggerReconciler {
   /** The one input of the decision; any failed lookup is a TriggerError('lookup') the queue retries. */
   private async gather(hr: HelmRelease): Promise<TriggerInput> {
     try {
+      const values = this.d.caches.values;
+      const { namespace, annotations } = hr.metadata;
+      const stored = annotations[Annotations.valuesDigest];
       const valuesDigest =
-        hr.valuesFrom.length > 0 ? await digestOfRelease(this.d.caches.values, hr) : undefined;
-      return { hr, valuesDigest, links: await this.linkSources(hr) };
+        hr.valuesFrom.length > 0 ? await values.valuesDigest(namespace, hr.valuesFrom) : undefined;
+      // Only when the recorded digest differs: it may be the same data in an older format.
+      const storedFormatDigest =
+        valuesDigest !== undefined && stored !== undefined && stored !== valuesDigest
+          ? await values.valuesDigestAsStored(namespace, hr.valuesFrom, stored)
+          : undefined;
+      return {
+        hr,
+        valuesDigest,
+        ...(storedFormatDigest !== undefined ? { storedFormatDigest } : {}),
+        links: await this.linkSources(hr),
+      };
     } catch (err) {
       throw new TriggerError('lookup', `values lookup failed: ${errorMessage(err)}`, { cause: err });
     }
@@ -125,6 +139,8 @@ export class TriggerReconciler {
   /** The state of every source that links to the release now, or is recorded on it. */
   private async linkSources(hr: HelmRelease): Promise<Record<SourceId, LinkSourceState>> {
     const { namespace, name, annotations } = hr.metadata;
+    const values = this.d.caches.values;
+    const recorded = parseLinkDigests(annotations[Annotations.linkDigests]);
     const out: Record<SourceId, LinkSourceState> = {};
     for (const id of this.d.index.linkedSources(namespace, name)) {
       const src = parseSourceId(id);
@@ -132,8 +148,20 @@ export class TriggerReconciler {
         out[id] = { state: 'refused' };
         continue;
       }
-      const digest = await this.d.caches.values.dataDigest(src.kind, src.namespace, src.name);
-      out[id] = digest === null ? { state: 'gone' } : { state: 'linked', digest };
+      const digest = await values.dataDigest(src.kind, src.namespace, src.name);
+      if (digest === null) {
+        out[id] = { state: 'gone' };
+        continue;
+      }
+      const stored = recorded[id];
+      const storedFormatDigest =
+        stored !== undefined && stored !== digest
+          ? await values.dataDigestAsStored(src.kind, src.namespace, src.name, stored)
+          : undefined;
+      out[id] =
+        typeof storedFormatDigest === 'string'
+          ? { state: 'linked', digest, storedFormatDigest }
+          : { state: 'linked', digest };
     }
     for (const id of recordedLinks(hr)) {
       if (!(id in out)) out[id] = this.sourceMeta(id) ? { state: 'unlinked' } : { state: 'gone' };
@@ -148,7 +176,10 @@ export class TriggerReconciler {
     const seen = this.d.observed.take(key);
     if (a.action === 'trigger') return this.triggered(input.hr, a, seen, log);
     this.d.metrics.backfills.inc({ reason: a.reason });
-    log.info({ reason: a.reason, digest: shortDigest(input.valuesDigest) }, 'stamp backfilled');
+    log.info(
+      { reason: a.reason },
+      a.reason === 'restamp' ? 'digests re-stamped in the current format' : 'stamp backfilled',
+    );
     return undefined;
   }
 
@@ -185,13 +216,11 @@ export class TriggerReconciler {
     if (seen) this.d.metrics.latency.observe((this.d.clock.now() - seen.at) / 1000);
     this.d.metrics.triggers.inc({ reason: a.reason });
     const token = a.patch.metadata.annotations[Flux.requestedAt];
-    const sources = [...(seen?.sources ?? [])];
+    const values = changedValues(hr, seen);
     log.info(
       {
         reason: a.reason,
-        oldDigest: shortDigest(a.oldDigest),
-        newDigest: shortDigest(a.newDigest),
-        sources: [...sources, ...a.changedLinks],
+        sources: [...values.seen, ...a.changedLinks],
         requestedAt: token,
         forced: Flux.forceAt in a.patch.metadata.annotations,
       },
@@ -200,7 +229,7 @@ export class TriggerReconciler {
     void this.d.events.emit(
       releaseTarget(hr),
       a.reason === 'values-changed'
-        ? TriggerEvents.valuesChanged(sources, a.oldDigest, a.newDigest, token ?? '')
+        ? TriggerEvents.valuesChanged(values, token ?? '')
         : TriggerEvents.linkedSourceChanged(a.changedLinks, token ?? ''),
     );
     return undefined;
@@ -218,14 +247,15 @@ export class TriggerReconciler {
     this.announced.set(key, signature);
     if (seen) this.d.metrics.latency.observe((this.d.clock.now() - seen.at) / 1000);
     this.d.metrics.triggers.inc({ reason: a.reason });
+    const values = changedValues(hr, seen);
     log.info(
-      { reason: a.reason, oldDigest: shortDigest(a.oldDigest), newDigest: shortDigest(a.newDigest) },
+      { reason: a.reason, sources: [...values.seen, ...a.changedLinks] },
       'release would be triggered (notify-only)',
     );
     void this.d.events.emit(
       releaseTarget(hr),
       a.reason === 'values-changed'
-        ? TriggerEvents.valuesChangedNotify([...(seen?.sources ?? [])], a.oldDigest, a.newDigest)
+        ? TriggerEvents.valuesChangedNotify(values)
         : TriggerEvents.linkedSourceChangedNotify(a.changedLinks),
     );
     return undefined;
@@ -253,4 +283,11 @@ export class TriggerReconciler {
     const informer = src.kind === 'ConfigMap' ? this.d.caches.configMaps : this.d.caches.secrets;
     return informer.get(src.namespace, src.name);
   }
+}
+
+/** The sources a values change is told about: those seen changing, and those the release consumes. */
+function changedValues(hr: HelmRelease, seen: Seen): ChangedValues {
+  const consumed = hr.valuesFrom.map((r) => sourceId(r.kind, hr.metadata.namespace, r.name));
+  // Seen sources of a release include linked ones; a values change names only the consumed ones.
+  return { seen: [...(seen?.sources ?? [])].filter((id) => consumed.includes(id)), consumed };
 }

@@ -35,6 +35,7 @@ Environment:
   BENCH_NODE_FLAGS     V8 flag sets of the operator, separated by | (default: the shipped
                        "--max-semi-space-size=2 --max-old-space-size=256"; an empty set is Node's defaults)
   BENCH_LABEL          free text recorded with the results (e.g. the code measured)
+  BENCH_COMMIT         the commit measured, when run from a tree without .git (default: git rev-parse HEAD)
 `;
 
 const NS = 'values-memory';
@@ -296,9 +297,11 @@ async function operatorRun(
   }
 }
 
+/** The commit measured: BENCH_COMMIT (a tree exported with git archive has no .git), else HEAD. */
 function gitCommit(): string {
+  if (process.env.BENCH_COMMIT) return process.env.BENCH_COMMIT;
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: 'pipe' }).trim();
   } catch {
     return 'unknown';
   }

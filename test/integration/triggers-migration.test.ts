@@ -1,12 +1,14 @@
 // Upgrading from unkeyed (v1) digests to keyed ones (v2) on a real API server triggers nothing: 1,000
 // releases stamped as the previous version left them are re-stamped in v2 without requestedAt, while a
 // release whose data changed during the upgrade is triggered as always, with an Event that carries no
-// digest. The trigger controller runs as the operator's ServiceAccount (manifests/base's RBAC).
+// digest; a key rotation likewise re-stamps releases stamped under the previous key. The trigger controller
+// runs as the operator's ServiceAccount (manifests/base's RBAC).
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ValuesReference } from '../../src/flux/helmrelease.ts';
 import { ConfigMaps, collectionPath, HelmReleases } from '../../src/kube/resources.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
 import {
+  digestKey,
   legacyObjectDataDigest,
   legacyValuesDigest,
   objectDataDigest,
@@ -166,4 +168,58 @@ describe('upgrade from v1 digests', () => {
       }
     }
   }, 300_000);
+
+  it('a key rotation re-stamps releases stamped under the previous key without a reconcile', async () => {
+    const admin = await adminClient();
+    cleanups.push(() => admin.close());
+    const ns = await createNamespace(admin, 'trg-rotate');
+    const previous = KEY;
+    const current = digestKey(Buffer.from('the rotated-in digest key, 32 bytes or more'));
+    const n = 20;
+    const idx = Array.from({ length: n }, (_, i) => i);
+    await parallel(idx, 8, async (i) => {
+      await admin.create(collectionPath(ConfigMaps, ns), {
+        metadata: { name: `cm-${i}` },
+        data: { 'values.yaml': values(i, i === 0 ? 1 : 0) },
+      });
+      await admin.create(collectionPath(HelmReleases, ns), {
+        apiVersion: 'helm.toolkit.fluxcd.io/v2',
+        kind: 'HelmRelease',
+        metadata: {
+          name: `app-${i}`,
+          labels: { [Labels.managed]: 'true' },
+          // Stamped under the previous key; app-0's data changed since.
+          annotations: {
+            [Annotations.valuesDigest]: valuesDigestOfBytes(previous, ns, [ref(`cm-${i}`)], () =>
+              Buffer.from(values(i)),
+            ),
+          },
+        },
+        spec: {
+          interval: '5m',
+          chart: { spec: { chart: 'c', sourceRef: { kind: 'HelmRepository', name: 'r' } } },
+          valuesFrom: [{ kind: 'ConfigMap', name: `cm-${i}` }],
+        },
+      });
+    });
+    const writes = await countWrites(admin, ns);
+    cleanups.push(() => writes.stop());
+    const asOperator = await operatorClient();
+    const op = await startOperator(asOperator, [ns], {}, () => ({ current, previous }));
+    cleanups.push(async () => {
+      await op.stop();
+      asOperator.close();
+    });
+    await eventually(() => writes.writes.length >= n, {
+      what: 'every release written once',
+      timeoutMs: 30_000,
+    });
+    expect(writes.writes.filter((w) => w.requestedAt !== undefined).map((w) => w.name)).toEqual(['app-0']);
+    await parallel(idx, 8, async (i) => {
+      const meta = await releaseMeta(admin, ns, `app-${i}`);
+      expect(meta.annotations[Annotations.valuesDigest]).toBe(
+        valuesDigestOfBytes(current, ns, [ref(`cm-${i}`)], () => Buffer.from(values(i, i === 0 ? 1 : 0))),
+      );
+    });
+  });
 });

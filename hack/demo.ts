@@ -11,7 +11,6 @@ import { parseExplainArgs, runExplain } from '../cmd/helmrelease-autopilot/expla
 import { ConfigMaps, objectPath } from '../src/kube/resources.ts';
 import { Annotations, Flux, Labels } from '../src/names.ts';
 import { isObject, type JsonObject, str } from '../src/util/narrow.ts';
-import { shortDigest } from '../src/values/digest.ts';
 import { publishChart } from '../test/e2e/support/artifacts.ts';
 import { configMapChart } from '../test/e2e/support/chart.ts';
 import { E2E_OPERATOR_TUNING, type E2eEnv, startE2eEnv } from '../test/e2e/support/env.ts';
@@ -166,3 +165,10 @@ main().then(
     void stop(1);
   },
 );
+
+/** The end of a digest, enough to tell two apart on screen ("hmac-sha256:v2:<keyid>:<hex>" or "sha256:<hex>"). */
+function shortDigest(digest: string | undefined): string {
+  if (!digest) return '(none)';
+  const hex = digest.slice(digest.lastIndexOf(':') + 1);
+  return hex.slice(0, 12);
+}

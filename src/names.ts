@@ -11,7 +11,7 @@ export const Labels = {
 
 export const Annotations = {
   // --- on HelmReleases, written by the operator ---
-  /** sha256:<hex> over the valuesFrom data the release consumes (see src/values/digest.ts). */
+  /** hmac-sha256:v2:<key id>:<hex>, keyed, over the valuesFrom data the release consumes (src/values/digest.ts). */
   valuesDigest: `${PREFIX}/values-digest`,
   /** Retry state of the current failure episode: attempts made so far. */
   retryAttempts: `${PREFIX}/retry-attempts`,
@@ -41,7 +41,7 @@ export const Annotations = {
   linkNamespace: `${PREFIX}/helmreleases-namespace`,
 
   // --- on HelmReleases, written by the operator (explicit links) ---
-  /** JSON object: linked source ("ConfigMap/ns/name") -> sha256 of its data when this release was last triggered for it. */
+  /** JSON object: linked source ("ConfigMap/ns/name") -> keyed digest of its data when this release was last triggered for it. */
   linkDigests: `${PREFIX}/link-digests`,
 } as const;
 

@@ -59,7 +59,9 @@ describe('POST /mutate', () => {
       {
         op: 'add',
         path: '/metadata/annotations',
-        value: { [Annotations.valuesDigest]: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) },
+        value: {
+          [Annotations.valuesDigest]: expect.stringMatching(/^hmac-sha256:v2:[0-9a-f]{8}:[0-9a-f]{64}$/),
+        },
       },
     ]);
   });
@@ -90,7 +92,7 @@ describe('POST /mutate', () => {
   });
 
   it('a lookup that fails admits without digest, with a warning and a metric', async () => {
-    const failing = appWith({ hasSynced: () => true, resolve: () => Promise.reject(new Error('boom')) });
+    const failing = appWith({ hasSynced: () => true, valuesDigest: () => Promise.reject(new Error('boom')) });
     const before = await counter('helmrelease_autopilot_webhook_errors_total', { type: 'lookup_failed' });
     const res = await failing.inject({
       method: 'POST',
@@ -117,7 +119,7 @@ describe('POST /mutate', () => {
     const hanging = appWith(
       {
         hasSynced: () => true,
-        resolve: (_ns, _refs, signal) =>
+        valuesDigest: (_ns, _refs, signal) =>
           new Promise(() =>
             signal?.addEventListener('abort', () => {
               aborted = true;

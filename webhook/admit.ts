@@ -1,6 +1,7 @@
 // One AdmissionReview in, one answer out: parse, plan, look the digest up (bounded), decide. Transport-free,
 // so it is tested with app.inject and benchmarked in-process. Never denies; only a non-review gets 400.
 import { performance } from 'node:perf_hooks';
+import type { PatchOp } from '../src/admission/jsonpatch.ts';
 import {
   type DigestNeed,
   type DigestOutcome,
@@ -15,7 +16,7 @@ import {
 } from '../src/admission/review.ts';
 import type { Logger } from '../src/log.ts';
 import { errorMessage } from '../src/util/errors.ts';
-import { currentDigest, type ValuesLookup } from '../src/values/lookup.ts';
+import type { ValuesLookup } from '../src/values/lookup.ts';
 import type { WebhookMetrics } from './metrics.ts';
 
 export interface AdmitDeps {
@@ -54,7 +55,7 @@ export async function lookupDigest(
   });
   try {
     const digest = await Promise.race([
-      currentDigest(lookup, need.namespace, need.refs, abort.signal),
+      lookup.valuesDigest(need.namespace, need.refs, abort.signal),
       timeout,
     ]);
     return { ok: true, digest };
@@ -67,6 +68,15 @@ export async function lookupDigest(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What a patch touches, without its values: digests are derived from Secret data and stay out of logs. */
+export function patchSummary(patch: readonly PatchOp[]): string[] {
+  return patch.map((op) =>
+    op.op === 'add' && typeof op.value === 'object'
+      ? `${op.op} ${op.path} {${Object.keys(op.value).join(', ')}}`
+      : `${op.op} ${op.path}`,
+  );
 }
 
 export async function admit(body: unknown, deps: AdmitDeps): Promise<AdmitResult> {
@@ -103,7 +113,7 @@ export async function admit(body: unknown, deps: AdmitDeps): Promise<AdmitResult
     deps.metrics.decisions.inc({ reason: decision.reason });
     outcome = plan.action === 'skip' ? 'skipped' : decision.patch.length > 0 ? 'patched' : 'unchanged';
     if (decision.patch.length > 0)
-      log.info({ reason: decision.reason, patch: decision.patch }, 'stamping HelmRelease');
+      log.info({ reason: decision.reason, patch: patchSummary(decision.patch) }, 'stamping HelmRelease');
     else log.debug({ reason: decision.reason }, 'nothing to stamp');
     return { status: 200, body: reviewResponse(req.uid, decision.patch, decision.warnings) };
   } catch (err) {

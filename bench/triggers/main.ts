@@ -17,14 +17,15 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../../hack/controlplane.ts';
 import { KubeClient } from '../../src/kube/client.ts';
-import { collectionPath, Namespaces } from '../../src/kube/resources.ts';
+import { collectionPath, Namespaces, Secrets } from '../../src/kube/resources.ts';
+import { DIGEST_KEY_SECRET } from '../../src/values/key-secret.ts';
 import { machine } from '../stats.ts';
 import { bareProcess } from './bare.ts';
 import type { BenchContext } from './context.ts';
 import { failoverPhase } from './failover.ts';
 import { steadyStatePhase } from './latency.ts';
 import { bareMarkdown, markdown } from './markdown.ts';
-import { createScaleSet, ReleasePool } from './objects.ts';
+import { BENCH_DIGEST_KEYS, createScaleSet, ReleasePool } from './objects.ts';
 import { ReleaseWatch } from './observers.ts';
 import { launchDescription, OPERATOR_NAMESPACE, servingCertDir, warmUp } from './operator-process.ts';
 import { startupPhase } from './startup.ts';
@@ -160,6 +161,11 @@ async function main(o: Options) {
   try {
     environment.kubeApiserver = ((await client.get('/version')) as { gitVersion?: string }).gitVersion;
     await client.create(collectionPath(Namespaces), { metadata: { name: OPERATOR_NAMESPACE } });
+    // The cluster's digest key, known to the benchmark, so it can create releases already stamped.
+    await client.create(collectionPath(Secrets, OPERATOR_NAMESPACE), {
+      metadata: { name: DIGEST_KEY_SECRET },
+      data: { current: Buffer.from(BENCH_DIGEST_KEYS.current.secret).toString('base64') },
+    });
     process.stderr.write('bare process (no objects yet)\n');
     out.bareProcess = await bareProcess(ctx);
     process.stderr.write(`  ${JSON.stringify(out.bareProcess)}\n`);

@@ -15,6 +15,7 @@ import { createCaches } from '../../src/kube/caches.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/log.ts';
 import { errorMessage } from '../../src/util/errors.ts';
+import { testDigestKeys } from '../../test/support/digest-key.ts';
 import { memoryLookup } from '../../test/support/webhook.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
 
@@ -51,7 +52,7 @@ async function main(): Promise<number> {
     const kc = new KubeConfig();
     kc.loadFromFile(process.env.BENCH_KUBECONFIG ?? '');
     const client = await KubeClient.create(kc);
-    const caches = createCaches({ client, logger });
+    const caches = createCaches({ client, logger, digestKeys: testDigestKeys });
     caches.start();
     await caches.waitForSync();
     lookup = caches.values;

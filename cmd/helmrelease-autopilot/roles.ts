@@ -1,4 +1,6 @@
 // Starts the roles this process runs and reports their readiness:
+// - the digest key (every replica; loaded from its Secret with retries: until then the webhook admits
+//   without a digest, readiness is false and the reconcilers wait);
 // - the caches (every replica: the webhook reads them, and a follower that takes over starts warm);
 // - the webhook (every replica);
 // - the reconcilers (triggers, retries) only while this replica holds the leader Lease.
@@ -18,6 +20,7 @@ import { createEventRecorder } from '../../src/kube/events.ts';
 import { LeaderElector } from '../../src/kube/leader.ts';
 import type { Logger } from '../../src/log.ts';
 import { type NamespaceScope, namespaceScope } from '../../src/scope.ts';
+import { DigestKeyLoader } from '../../src/values/key-secret.ts';
 import { startWebhookServer } from '../../webhook/server.ts';
 import type { ReadinessCheck } from './ops-server.ts';
 
@@ -42,18 +45,24 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
   const { config, client, log, registry } = ctx;
   // One scope for the webhook and both reconcilers; the caches watch what it needs.
   const scope = namespaceScope(config);
+  const digestKeys = new DigestKeyLoader({ client, namespace: config.namespace, logger: log });
+  digestKeys.start();
   const caches = createCaches({
     client,
     logger: log,
+    digestKeys: () => digestKeys.current(),
     compatLinks: config['compat-trigger-operator'],
     namespaces: scope.watched,
   });
   caches.start();
-  const checks: ReadinessCheck[] = [{ name: 'caches', ready: () => caches.hasSynced() }];
-  const stops: (() => Promise<void>)[] = [() => caches.stop()];
+  const checks: ReadinessCheck[] = [
+    { name: 'digest-key', ready: () => digestKeys.loaded() },
+    { name: 'caches', ready: () => caches.hasSynced() },
+  ];
+  const stops: (() => Promise<void>)[] = [async () => digestKeys.stop(), () => caches.stop()];
 
   if (config.reconciler) {
-    const reconcilers = reconcilerRole(ctx, caches, scope);
+    const reconcilers = reconcilerRole(ctx, caches, scope, digestKeys);
     if (config['leader-elect']) {
       const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
       let shuttingDown = false;
@@ -110,8 +119,16 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
   };
 }
 
-/** The reconcilers as one unit that starts once caches are synced and stops (draining) on demand. */
-function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches>, scope: NamespaceScope) {
+/**
+ * The reconcilers as one unit that starts once the digest key is loaded (and runs once the caches are
+ * synced) and stops (draining) on demand.
+ */
+function reconcilerRole(
+  ctx: RoleContext,
+  caches: ReturnType<typeof createCaches>,
+  scope: NamespaceScope,
+  keys: DigestKeyLoader,
+) {
   const { config, client, log, registry } = ctx;
   // One write budget and one event recorder for both reconcilers.
   const writeLimiter = new TokenBucket(config['write-qps'], config['write-burst']);
@@ -124,13 +141,24 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
   leader.set(0);
   let running: { stop(): Promise<void> }[] = [];
   let started = false;
-  return {
-    start() {
-      if (started) return;
-      started = true;
-      leader.set(1);
+  let stopped = false;
+  const run = () => {
+    leader.set(1);
+    running.push(
+      startTriggerController({
+        client,
+        caches,
+        config,
+        logger: log,
+        registry,
+        events,
+        writeLimiter,
+        inScope: scope.inScope,
+      }),
+    );
+    if (config.retries) {
       running.push(
-        startTriggerController({
+        startRetryController({
           client,
           caches,
           config,
@@ -141,22 +169,18 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
           inScope: scope.inScope,
         }),
       );
-      if (config.retries) {
-        running.push(
-          startRetryController({
-            client,
-            caches,
-            config,
-            logger: log,
-            registry,
-            events,
-            writeLimiter,
-            inScope: scope.inScope,
-          }),
-        );
-      }
+    }
+  };
+  return {
+    start() {
+      if (started) return;
+      started = true;
+      void keys.whenLoaded().then((loaded) => {
+        if (loaded && !stopped) run();
+      });
     },
     async stop() {
+      stopped = true;
       const r = running;
       running = [];
       leader.set(0);

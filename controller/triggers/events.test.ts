@@ -3,17 +3,32 @@ import type { EventSpec } from '../../src/kube/events.ts';
 import { Annotations, Flux } from '../../src/names.ts';
 import { TriggerEvents } from './events.ts';
 
-const OLD = `sha256:${'1'.repeat(64)}`;
-const NEW = `sha256:${'2'.repeat(64)}`;
 const TOKEN = '2026-01-01T00:00:00.123456789Z';
+const SEEN = { seen: ['Secret/ns/b', 'ConfigMap/ns/a'], consumed: ['ConfigMap/ns/a', 'Secret/ns/b'] };
+const UNSEEN = { seen: [], consumed: ['Secret/ns/b', 'ConfigMap/ns/a'] };
+
+const ALL: [string, EventSpec][] = [
+  ['values changed', TriggerEvents.valuesChanged(SEEN, TOKEN)],
+  ['values changed, no change seen', TriggerEvents.valuesChanged(UNSEEN, TOKEN)],
+  ['a linked source changed', TriggerEvents.linkedSourceChanged(['ConfigMap/other/cm'], TOKEN)],
+  ['values changed, notify-only', TriggerEvents.valuesChangedNotify(UNSEEN)],
+  ['a linked source changed, notify-only', TriggerEvents.linkedSourceChangedNotify(['Secret/ns/s'])],
+  ['a link refused', TriggerEvents.linkRefused({ namespace: 'apps', name: 'app' }, 'other')],
+];
 
 describe('trigger events', () => {
   it.each<[string, EventSpec, Partial<EventSpec>, string[]]>([
     [
       'values changed',
-      TriggerEvents.valuesChanged(['Secret/ns/b', 'ConfigMap/ns/a'], OLD, NEW, TOKEN),
+      TriggerEvents.valuesChanged(SEEN, TOKEN),
       { type: 'Normal', reason: 'ValuesChanged', action: 'Trigger' },
-      ['(ConfigMap/ns/a, Secret/ns/b)', `${Flux.requestedAt}=${TOKEN}`],
+      ['valuesFrom data changed (ConfigMap/ns/a, Secret/ns/b)', `${Flux.requestedAt}=${TOKEN}`],
+    ],
+    [
+      'values changed while nobody watched: the consumed sources are named',
+      TriggerEvents.valuesChanged(UNSEEN, TOKEN),
+      { type: 'Normal', reason: 'ValuesChanged', action: 'Trigger' },
+      ['since it was last recorded (one or more of ConfigMap/ns/a, Secret/ns/b)'],
     ],
     [
       'a linked source changed',
@@ -23,9 +38,9 @@ describe('trigger events', () => {
     ],
     [
       'values changed, notify-only',
-      TriggerEvents.valuesChangedNotify([], OLD, NEW),
+      TriggerEvents.valuesChangedNotify(SEEN),
       { type: 'Normal', reason: 'ValuesChanged', action: 'Notify' },
-      ['valuesFrom data changed: digest', 'nothing was written'],
+      ['valuesFrom data changed (ConfigMap/ns/a, Secret/ns/b)', 'nothing was written'],
     ],
     [
       'a linked source changed, notify-only',
@@ -44,9 +59,12 @@ describe('trigger events', () => {
     for (const p of phrases) expect(event.note).toContain(p);
   });
 
-  it('name digest prefixes only, never whole digests', () => {
-    const note = TriggerEvents.valuesChanged([], OLD, NEW, TOKEN).note;
-    expect(note).not.toContain(OLD);
-    expect(note).not.toContain(NEW);
-  });
+  it.each(ALL)(
+    '%s: no digest material (no run of 8 or more hex digits, no digest prefix)',
+    (_name, event) => {
+      const note = event.note.replaceAll(TOKEN, '');
+      expect(note).not.toMatch(/[0-9a-f]{8,}/i);
+      expect(note).not.toMatch(/sha256|hmac|digest/i);
+    },
+  );
 });

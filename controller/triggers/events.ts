@@ -1,33 +1,34 @@
 // What the trigger reconciler tells users through Events: on the HelmRelease it triggered (or, in
 // notify-only mode, would have triggered), and on a ConfigMap/Secret whose cross-namespace link it refused.
-// Notes name sources and digest prefixes; never data.
+// Notes name the sources; never data, and no digest either (not even a prefix: a digest is derived from
+// Secret data, and Events are readable by more people than the Secrets are).
 import type { EventSpec } from '../../src/kube/events.ts';
 import { Annotations, Flux } from '../../src/names.ts';
 import type { SourceId } from '../../src/triggers/links.ts';
-import { shortDigest } from '../../src/values/digest.ts';
 
-const valuesChangedNote = (
-  sources: readonly SourceId[],
-  oldDigest: string | undefined,
-  newDigest: string | undefined,
-) =>
-  `valuesFrom data changed${sources.length > 0 ? ` (${[...sources].sort().join(', ')})` : ''}: digest ${shortDigest(oldDigest)} -> ${shortDigest(newDigest)}`;
+/** What the values-changed notes name: the sources seen changing, or (none seen) those the release consumes. */
+export interface ChangedValues {
+  /** Consumed sources whose change was observed (empty: a change made while no one watched, or a restart). */
+  seen: readonly SourceId[];
+  /** Every source the release consumes through valuesFrom. */
+  consumed: readonly SourceId[];
+}
+
+const list = (ids: readonly SourceId[]) => [...new Set(ids)].sort().join(', ');
+const valuesChangedNote = (v: ChangedValues) =>
+  v.seen.length > 0
+    ? `valuesFrom data changed (${list(v.seen)})`
+    : `valuesFrom data changed since it was last recorded (one or more of ${list(v.consumed)})`;
 const linkedSourceChangedNote = (changed: readonly SourceId[]) => `linked ${changed.join(', ')} changed`;
 const requested = (token: string) => `; requested a reconcile (${Flux.requestedAt}=${token})`;
 const NOTHING_WRITTEN = ' (notify-only: nothing was written)';
 
 export const TriggerEvents = {
-  /** `sources`: the consumed sources seen changing (may be empty: a release's own change, or a restart). */
-  valuesChanged: (
-    sources: readonly SourceId[],
-    oldDigest: string | undefined,
-    newDigest: string | undefined,
-    token: string,
-  ): EventSpec => ({
+  valuesChanged: (values: ChangedValues, token: string): EventSpec => ({
     type: 'Normal',
     reason: 'ValuesChanged',
     action: 'Trigger',
-    note: `${valuesChangedNote(sources, oldDigest, newDigest)}${requested(token)}`,
+    note: `${valuesChangedNote(values)}${requested(token)}`,
   }),
   linkedSourceChanged: (changed: readonly SourceId[], token: string): EventSpec => ({
     type: 'Normal',
@@ -35,15 +36,11 @@ export const TriggerEvents = {
     action: 'Trigger',
     note: `${linkedSourceChangedNote(changed)}${requested(token)}`,
   }),
-  valuesChangedNotify: (
-    sources: readonly SourceId[],
-    oldDigest: string | undefined,
-    newDigest: string | undefined,
-  ): EventSpec => ({
+  valuesChangedNotify: (values: ChangedValues): EventSpec => ({
     type: 'Normal',
     reason: 'ValuesChanged',
     action: 'Notify',
-    note: `${valuesChangedNote(sources, oldDigest, newDigest)}${NOTHING_WRITTEN}`,
+    note: `${valuesChangedNote(values)}${NOTHING_WRITTEN}`,
   }),
   linkedSourceChangedNotify: (changed: readonly SourceId[]): EventSpec => ({
     type: 'Normal',

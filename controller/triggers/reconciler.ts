@@ -1,7 +1,9 @@
 // Reconcile one release by key, in three steps: gather (re-read it from the cache, compute the digest of the
 // values it consumes and the state of every source that links to it), decide (decideTrigger, pure), act
 // (the one write or, in notify-only mode, only tell). Events and metrics describe what was done; Secret data
-// never leaves the values store (digests only).
+// never leaves the values store, and digests appear in no event and no log line. A digest recorded in an
+// older format is checked against the data now in that format (one GET per object, once per release), so an
+// upgrade or a key rotation re-stamps releases instead of triggering them.
 import type { Logger } from 'pino';
 import { type HelmRelease, parseReleaseKey } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
@@ -19,13 +21,11 @@ import {
   type TriggerInput,
 } from '../../src/triggers/decide.ts';
 import { gatherTriggerInput, type TriggerReads } from '../../src/triggers/gather.ts';
-import { parseSourceId, type SourceId } from '../../src/triggers/links.ts';
+import { parseSourceId, type SourceId, sourceId } from '../../src/triggers/links.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
-import { shortDigest } from '../../src/values/digest.ts';
-import { digestOfRelease } from '../../src/values/lookup.ts';
 import type { TokenBucket } from '../queue.ts';
-import { TriggerEvents } from './events.ts';
+import { type ChangedValues, TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
 import type { TriggerMetrics } from './metrics.ts';
 
@@ -130,9 +130,13 @@ export class TriggerReconciler {
 
   /** The gatherer reads the operator's caches (explain reads the same through the user's client). */
   private readonly reads: TriggerReads = {
-    valuesDigest: (hr) => digestOfRelease(this.d.caches.values, hr),
+    valuesDigest: (hr) => this.d.caches.values.valuesDigest(hr.metadata.namespace, hr.valuesFrom),
+    valuesDigestAsStored: (hr, stored) =>
+      this.d.caches.values.valuesDigestAsStored(hr.metadata.namespace, hr.valuesFrom, stored),
     linkedSources: (namespace, name) => this.d.index.linkedSources(namespace, name),
     dataDigest: (kind, namespace, name) => this.d.caches.values.dataDigest(kind, namespace, name),
+    dataDigestAsStored: (kind, namespace, name, stored) =>
+      this.d.caches.values.dataDigestAsStored(kind, namespace, name, stored),
     exists: (id) => this.sourceMeta(id) !== undefined,
   };
 
@@ -143,7 +147,10 @@ export class TriggerReconciler {
     const seen = this.d.observed.take(key);
     if (a.action === 'trigger') return this.triggered(input.hr, a, seen, log);
     this.d.metrics.backfills.inc({ reason: a.reason });
-    log.info({ reason: a.reason, digest: shortDigest(input.valuesDigest) }, 'stamp backfilled');
+    log.info(
+      { reason: a.reason },
+      a.reason === 'restamp' ? 'digests re-stamped in the current format' : 'stamp backfilled',
+    );
     return undefined;
   }
 
@@ -180,13 +187,11 @@ export class TriggerReconciler {
     if (seen) this.d.metrics.latency.observe((this.d.clock.now() - seen.at) / 1000);
     this.d.metrics.triggers.inc({ reason: a.reason });
     const token = a.patch.metadata.annotations[Flux.requestedAt];
-    const sources = [...(seen?.sources ?? [])];
+    const values = changedValues(hr, seen);
     log.info(
       {
         reason: a.reason,
-        oldDigest: shortDigest(a.oldDigest),
-        newDigest: shortDigest(a.newDigest),
-        sources: [...sources, ...a.changedLinks],
+        sources: [...values.seen, ...a.changedLinks],
         requestedAt: token,
         forced: Flux.forceAt in a.patch.metadata.annotations,
       },
@@ -195,7 +200,7 @@ export class TriggerReconciler {
     void this.d.events.emit(
       releaseTarget(hr),
       a.reason === 'values-changed'
-        ? TriggerEvents.valuesChanged(sources, a.oldDigest, a.newDigest, token ?? '')
+        ? TriggerEvents.valuesChanged(values, token ?? '')
         : TriggerEvents.linkedSourceChanged(a.changedLinks, token ?? ''),
     );
     return undefined;
@@ -213,14 +218,15 @@ export class TriggerReconciler {
     this.announced.set(key, signature);
     if (seen) this.d.metrics.latency.observe((this.d.clock.now() - seen.at) / 1000);
     this.d.metrics.triggers.inc({ reason: a.reason });
+    const values = changedValues(hr, seen);
     log.info(
-      { reason: a.reason, oldDigest: shortDigest(a.oldDigest), newDigest: shortDigest(a.newDigest) },
+      { reason: a.reason, sources: [...values.seen, ...a.changedLinks] },
       'release would be triggered (notify-only)',
     );
     void this.d.events.emit(
       releaseTarget(hr),
       a.reason === 'values-changed'
-        ? TriggerEvents.valuesChangedNotify([...(seen?.sources ?? [])], a.oldDigest, a.newDigest)
+        ? TriggerEvents.valuesChangedNotify(values)
         : TriggerEvents.linkedSourceChangedNotify(a.changedLinks),
     );
     return undefined;
@@ -256,4 +262,11 @@ export class TriggerReconciler {
     const informer = src.kind === 'ConfigMap' ? this.d.caches.configMaps : this.d.caches.secrets;
     return informer.get(src.namespace, src.name);
   }
+}
+
+/** The sources a values change is told about: those seen changing, and those the release consumes. */
+function changedValues(hr: HelmRelease, seen: Seen): ChangedValues {
+  const consumed = hr.valuesFrom.map((r) => sourceId(r.kind, hr.metadata.namespace, r.name));
+  // Seen sources of a release include linked ones; a values change names only the consumed ones.
+  return { seen: [...(seen?.sources ?? [])].filter((id) => consumed.includes(id)), consumed };
 }

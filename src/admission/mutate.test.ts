@@ -220,6 +220,21 @@ describe('mutate: UPDATE keeps the previous digest while the spec is unchanged',
     expect(meta(applyPatch(object, d.patch)).annotations).toEqual({ [DIGEST]: want });
   });
 
+  // After an upgrade, releases still carry v1 digests until the reconciler re-stamps them (ADR 0008): an
+  // applier's UPDATE must keep that v1 digest, not replace it by a v2 one (which would hide a change made
+  // while the operator was upgraded); a changed spec records the current (v2) digest as always.
+  const V1 = `sha256:${'3'.repeat(64)}`;
+  const V2: DigestOutcome = { ok: true, digest: `hmac-sha256:v2:0123abcd:${'4'.repeat(64)}` };
+  it.each<[string, JsonObject, string]>([
+    ['an unchanged spec carries a v1 digest over', hr(), V1],
+    ['an unchanged spec keeps a v1 digest the writer sent', hr({ annotations: { [DIGEST]: V1 } }), V1],
+    ['a changed spec records the v2 digest', hr({ spec: { ...spec(), interval: '1m' } }), V2.digest],
+  ])('v1 digests until the reconciler migrates them: %s', (_, object, want) => {
+    const oldV1 = hr({ labels: { [MANAGED]: 'true' }, annotations: { [DIGEST]: V1 } });
+    const req = request({ operation: 'UPDATE', object, oldObject: oldV1 });
+    expect(meta(applyPatch(object, mutate(req, V2).patch)).annotations).toEqual({ [DIGEST]: want });
+  });
+
   it('a changed spec records the current digest', () => {
     const object = hr({ spec: { ...spec(), interval: '1m' } });
     const req = request({ operation: 'UPDATE', object, oldObject: old });

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, CompatLinkAnnotations } from '../names.ts';
 import { isObject, stringMap } from '../util/narrow.ts';
+import type { DigestKeys } from '../values/digest.ts';
 import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
 import { Informer, type InformerOptions } from './informer.ts';
@@ -33,6 +34,8 @@ export interface OperatorCaches {
 export interface CachesOptions {
   client: KubeClient;
   logger: Logger;
+  /** The digest keys the values store digests with; undefined until loaded (src/values/key-secret.ts). */
+  digestKeys: () => DigestKeys | undefined;
   /** Watch these namespaces only, one informer each (src/scope.ts `watched`); empty or absent: all. */
   namespaces?: readonly string[];
   /** Also keep helmrelease-trigger-operator's link annotations (--compat-trigger-operator). */
@@ -99,6 +102,7 @@ export function createCaches(o: CachesOptions): OperatorCaches {
   const secrets = informer<SourceMeta>({ resource: Secrets, metadataOnly: true, transform });
   const values = new ValuesStore({
     sources: { ConfigMap: configMaps, Secret: secrets },
+    keys: o.digestKeys,
     fetch: fetchFromApi(o.client),
     list: listFromApi(o.client),
   });

@@ -81,7 +81,6 @@ describe('decideTrigger', () => {
       action: 'trigger',
       reason: 'values-changed',
       changedLinks: [],
-      oldDigest: D1,
       newDigest: D2,
       patch: {
         metadata: {
@@ -209,7 +208,6 @@ describe('decideTrigger', () => {
     expect(d).toMatchObject({
       action: 'trigger',
       reason: 'values-changed',
-      oldDigest: undefined,
       newDigest: D2,
     });
     expect(d.action === 'trigger' && d.patch.metadata.annotations[Flux.requestedAt]).toBe(TOKEN);
@@ -231,6 +229,119 @@ describe('decideTrigger', () => {
   it('never writes spec', () => {
     const d = decide({ hr: release(stamped(D1)) });
     expect(Object.keys(d.action === 'trigger' ? d.patch : {})).toEqual(['metadata']);
+  });
+});
+
+describe('upgrading digests stored in an older format (v1, or v2 under the previous key)', () => {
+  // The gatherer supplies the data now in the stored digest's format (storedFormatDigest) only when the
+  // stored digest is in an older format; V2_NOW is the current-format digest of the data now.
+  const V1_SAME = `sha256:${'a'.repeat(64)}`;
+  const V1_OLD = `sha256:${'b'.repeat(64)}`;
+  const PREV_SAME = `hmac-sha256:v2:0000000a:${'c'.repeat(64)}`;
+  const V2_NOW = `hmac-sha256:v2:0000000b:${'d'.repeat(64)}`;
+  const V2_NOW_LINK = `hmac-sha256:v2:0000000b:${'e'.repeat(64)}`;
+  const links = (recorded: Record<string, string>) => ({
+    [Annotations.linkDigests]: JSON.stringify(recorded),
+  });
+
+  it.each<[string, Partial<TriggerInput> & { hr: HelmRelease }, Partial<TriggerAction>]>([
+    [
+      'a v1 values digest that matches the data now: re-stamped in v2, no requestedAt',
+      { hr: release(stamped(V1_SAME)), valuesDigest: V2_NOW, storedFormatDigest: V1_SAME },
+      {
+        action: 'backfill',
+        reason: 'restamp',
+        patch: { metadata: { resourceVersion: '42', annotations: { [Annotations.valuesDigest]: V2_NOW } } },
+      },
+    ],
+    [
+      'a v1 values digest of older data: triggered (the data changed during the upgrade)',
+      { hr: release(stamped(V1_OLD)), valuesDigest: V2_NOW, storedFormatDigest: V1_SAME },
+      { action: 'trigger', reason: 'values-changed', newDigest: V2_NOW },
+    ],
+    [
+      'a digest under the previous key that matches: re-stamped under the current key',
+      { hr: release(stamped(PREV_SAME)), valuesDigest: V2_NOW, storedFormatDigest: PREV_SAME },
+      { action: 'backfill', reason: 'restamp' },
+    ],
+    [
+      'a digest the gatherer could not recompute (unknown key): triggered',
+      { hr: release(stamped(PREV_SAME)), valuesDigest: V2_NOW },
+      { action: 'trigger', reason: 'values-changed' },
+    ],
+    [
+      'a v1 link digest that matches: re-stamped',
+      {
+        hr: release(stamped(V2_NOW, links({ [CM]: V1_SAME }))),
+        valuesDigest: V2_NOW,
+        links: { [CM]: { state: 'linked', digest: V2_NOW_LINK, storedFormatDigest: V1_SAME } },
+      },
+      {
+        action: 'backfill',
+        reason: 'restamp',
+        patch: {
+          metadata: {
+            resourceVersion: '42',
+            annotations: { [Annotations.linkDigests]: JSON.stringify({ [CM]: V2_NOW_LINK }) },
+          },
+        },
+      },
+    ],
+    [
+      'a v1 link digest of older data: triggered as a link change',
+      {
+        hr: release(stamped(V2_NOW, links({ [CM]: V1_OLD }))),
+        valuesDigest: V2_NOW,
+        links: { [CM]: { state: 'linked', digest: V2_NOW_LINK, storedFormatDigest: V1_SAME } },
+      },
+      { action: 'trigger', reason: 'link-changed', changedLinks: [CM] },
+    ],
+    [
+      'v1 values and link digests that both match: one re-stamp',
+      {
+        hr: release(stamped(V1_SAME, links({ [CM]: V1_SAME }))),
+        valuesDigest: V2_NOW,
+        storedFormatDigest: V1_SAME,
+        links: { [CM]: { state: 'linked', digest: V2_NOW_LINK, storedFormatDigest: V1_SAME } },
+      },
+      { action: 'backfill', reason: 'restamp' },
+    ],
+    [
+      'a matching v1 values digest and a v1 link of older data: triggered for the link',
+      {
+        hr: release(stamped(V1_SAME, links({ [CM]: V1_OLD }))),
+        valuesDigest: V2_NOW,
+        storedFormatDigest: V1_SAME,
+        links: { [CM]: { state: 'linked', digest: V2_NOW_LINK, storedFormatDigest: V1_SAME } },
+      },
+      { action: 'trigger', reason: 'link-changed', changedLinks: [CM] },
+    ],
+    [
+      'a matching v1 link beside a new link: recorded, not re-stamp only',
+      {
+        hr: release(stamped(V2_NOW, links({ [CM]: V1_SAME }))),
+        valuesDigest: V2_NOW,
+        links: {
+          [CM]: { state: 'linked', digest: V2_NOW_LINK, storedFormatDigest: V1_SAME },
+          'Secret/ns/new': linked(D1),
+        },
+      },
+      { action: 'backfill', reason: 'link-digests' },
+    ],
+    [
+      'a matching v1 digest on a release that lost its label: re-stamped with the label',
+      {
+        hr: release({ annotations: { [Annotations.valuesDigest]: V1_SAME } }),
+        valuesDigest: V2_NOW,
+        storedFormatDigest: V1_SAME,
+      },
+      { action: 'backfill', reason: 'stamp' },
+    ],
+  ])('%s', (_name, input, expected) => {
+    const d = decide(input);
+    expect(d).toMatchObject(expected);
+    if (d.action !== 'trigger')
+      expect(Flux.requestedAt in (d.action === 'backfill' ? d.patch.metadata.annotations : {})).toBe(false);
   });
 });
 

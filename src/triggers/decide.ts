@@ -3,6 +3,9 @@
 // trigger it with one merge patch; and name the links it refuses. The patch carries
 // metadata.resourceVersion as a precondition: a digest computed from a release that has changed since it
 // was read is never written (the API server answers 409 and the key is reconciled again).
+// A digest stored in an older format (v1, or v2 under the previous key; src/values/digest.ts) is compared
+// with the current data digested in that format, which the gatherer supplies: equal means the data did not
+// change, and the release is re-stamped in the current format without a reconcile.
 import { desiredStamp, isOptedOut } from '../admission/stamp.ts';
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import { type MapChanges, type MergePatch, mapChanges } from '../kube/patch.ts';
@@ -11,8 +14,11 @@ import type { SourceId } from './links.ts';
 
 /** What the gatherer found about one ConfigMap/Secret that links to the release now or is recorded on it. */
 export type LinkSourceState =
-  /** Links to the release from a namespace it allows: the digest of its data now. */
-  | { state: 'linked'; digest: string }
+  /**
+   * Links to the release from a namespace it allows: the digest of its data now and, when the recorded one
+   * is in an older format, the data now in that format.
+   */
+  | { state: 'linked'; digest: string; storedFormatDigest?: string }
   /** Links to the release from a namespace it does not allow; never looked up. */
   | { state: 'refused' }
   /** Recorded on the release, still there, but no longer links to it. */
@@ -24,6 +30,8 @@ export interface TriggerInput {
   hr: HelmRelease;
   /** Digest of the valuesFrom data now; undefined when the release consumes none. */
   valuesDigest: string | undefined;
+  /** When the recorded values digest is in an older format: the valuesFrom data now, digested in it. */
+  storedFormatDigest?: string;
   /** Every source that links to the release now or is recorded in its link-digests annotation. */
   links: Readonly<Record<SourceId, LinkSourceState>>;
 }
@@ -42,7 +50,8 @@ export const MISSING_LINK = 'missing';
 
 export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged';
 export type TriggerReason = 'values-changed' | 'link-changed';
-export type BackfillReason = 'stamp' | 'link-digests';
+/** restamp: digests recorded in an older format, data unchanged, recorded again in the current one. */
+export type BackfillReason = 'stamp' | 'link-digests' | 'restamp';
 
 export type TriggerAction =
   | { action: 'skip'; reason: SkipReason }
@@ -51,9 +60,9 @@ export type TriggerAction =
       action: 'trigger';
       reason: TriggerReason;
       patch: MergePatch;
-      /** Linked sources whose data changed (values changes are described by the digests). */
+      /** Linked sources whose data changed. */
       changedLinks: SourceId[];
-      oldDigest: string | undefined;
+      /** The values digest recorded by this write (notify-only tells each one once). */
       newDigest: string | undefined;
     };
 
@@ -71,7 +80,7 @@ export function decideTrigger(input: TriggerInput, options: TriggerOptions): Tri
   const refused = Object.keys(input.links)
     .filter((id) => input.links[id]?.state === 'refused')
     .sort();
-  return { action: releaseAction(input.hr, input.valuesDigest, linkDigests(input.links), options), refused };
+  return { action: releaseAction(input, options), refused };
 }
 
 /**
@@ -94,14 +103,11 @@ export function recordedLinks(hr: HelmRelease): SourceId[] {
 }
 
 /** What to do with a release that is not skipped before the lookup, given the digests of what it consumes. */
-function releaseAction(
-  hr: HelmRelease,
-  valuesDigest: string | undefined,
-  links: Readonly<Record<SourceId, string>>,
-  options: TriggerOptions,
-): TriggerAction {
-  const valuesChanged = valuesDigestChanged(hr, valuesDigest);
-  const changedLinks = changedLinkSources(hr, links);
+function releaseAction(input: TriggerInput, options: TriggerOptions): TriggerAction {
+  const { hr, valuesDigest } = input;
+  const links = linkDigests(input.links);
+  const valuesChanged = valuesDigestChanged(hr, valuesDigest, input.storedFormatDigest);
+  const changedLinks = changedLinkSources(hr, input.links);
   const { labels, annotations } = recordChanges(hr, valuesDigest, links);
   const patch = (extra: MapChanges): MergePatch => ({
     metadata: {
@@ -117,35 +123,83 @@ function releaseAction(
       reason: valuesChanged ? 'values-changed' : 'link-changed',
       patch: patch(reconcileRequest(hr, options)),
       changedLinks,
-      oldDigest: hr.metadata.annotations[Annotations.valuesDigest],
       newDigest: valuesDigest,
     };
   }
   if (Object.keys(labels).length > 0 || Object.keys(annotations).length > 0) {
-    const onlyLinks =
-      Object.keys(labels).length === 0 &&
-      Object.keys(annotations).length === 1 &&
-      Annotations.linkDigests in annotations;
-    return { action: 'backfill', reason: onlyLinks ? 'link-digests' : 'stamp', patch: patch({}) };
+    return { action: 'backfill', reason: backfillReason(input, labels, annotations), patch: patch({}) };
   }
   return { action: 'skip', reason: 'unchanged' };
 }
 
-function valuesDigestChanged(hr: HelmRelease, valuesDigest: string | undefined): boolean {
+/** Why a write without a trigger: only re-stamps of older formats, only link digests, or our stamp. */
+function backfillReason(
+  input: TriggerInput,
+  labels: Record<string, string | null>,
+  annotations: Record<string, string | null>,
+): BackfillReason {
+  const stored = input.hr.metadata.annotations;
+  const restamped = (key: string) =>
+    key === Annotations.valuesDigest
+      ? input.storedFormatDigest !== undefined && stored[key] === input.storedFormatDigest
+      : key === Annotations.linkDigests && linksRestampedOnly(input);
+  const keys = Object.keys(annotations);
+  if (Object.keys(labels).length === 0 && keys.every(restamped)) return 'restamp';
+  if (Object.keys(labels).length === 0 && keys.length === 1 && keys[0] === Annotations.linkDigests)
+    return 'link-digests';
+  return 'stamp';
+}
+
+/** True when the link digests differ from the recorded ones only by re-stamps of older formats. */
+function linksRestampedOnly(input: TriggerInput): boolean {
+  const stored = parseLinkDigests(input.hr.metadata.annotations[Annotations.linkDigests]);
+  const now = linkDigests(input.links);
+  const ids = new Set([...Object.keys(stored), ...Object.keys(now)]);
+  let restamps = 0;
+  for (const id of ids) {
+    if (stored[id] === now[id]) continue;
+    const s = input.links[id];
+    if (s?.state !== 'linked' || s.storedFormatDigest === undefined || stored[id] !== s.storedFormatDigest)
+      return false;
+    restamps++;
+  }
+  return restamps > 0;
+}
+
+function valuesDigestChanged(
+  hr: HelmRelease,
+  valuesDigest: string | undefined,
+  storedFormatDigest: string | undefined,
+): boolean {
   const stored = hr.metadata.annotations[Annotations.valuesDigest];
   // Labelled but without a digest: the webhook saw the release but its lookup failed, so Flux may have
   // reconciled with data older than now. Trigger once rather than record a digest nobody reconciled with.
   // (A release the webhook never saw has no label: its stamp is backfilled without a trigger.)
   const digestUnknown = stored === undefined && hr.metadata.labels[Labels.managed] === 'true';
-  return valuesDigest !== undefined && (digestUnknown || (stored !== undefined && stored !== valuesDigest));
+  // An older format that matches the data now is the same data: re-stamped, not triggered.
+  const sameInOlderFormat = storedFormatDigest !== undefined && stored === storedFormatDigest;
+  return (
+    valuesDigest !== undefined &&
+    (digestUnknown || (stored !== undefined && stored !== valuesDigest && !sameInOlderFormat))
+  );
 }
 
-/** Linked sources whose digest differs from the recorded one, sorted. */
-function changedLinkSources(hr: HelmRelease, links: Readonly<Record<SourceId, string>>): SourceId[] {
+/** Linked sources whose data differs from the recorded digest (in its format), sorted. */
+function changedLinkSources(hr: HelmRelease, links: Readonly<Record<SourceId, LinkSourceState>>): SourceId[] {
   const stored = parseLinkDigests(hr.metadata.annotations[Annotations.linkDigests]);
+  const now = linkDigests(links);
   // A link seen for the first time is recorded, not triggered: its earlier data is unknown.
-  return Object.keys(links)
-    .filter((id) => stored[id] !== undefined && stored[id] !== links[id])
+  return Object.keys(now)
+    .filter((id) => {
+      const recorded = stored[id];
+      if (recorded === undefined || recorded === now[id]) return false;
+      const s = links[id];
+      return !(
+        s?.state === 'linked' &&
+        s.storedFormatDigest !== undefined &&
+        recorded === s.storedFormatDigest
+      );
+    })
     .sort();
 }
 

@@ -2,17 +2,27 @@
 // trigger reconciler reads through the operator's caches; `explain` reads through the user's own client.
 // Both call this function, so they feed the decision the same input and cannot disagree about a release.
 import type { HelmRelease, ValuesSourceKind } from '../flux/helmrelease.ts';
-import { type LinkSourceState, recordedLinks, type TriggerInput } from './decide.ts';
+import { Annotations } from '../names.ts';
+import { type LinkSourceState, parseLinkDigests, recordedLinks, type TriggerInput } from './decide.ts';
 import { parseSourceId, type SourceId, sourceAllowed } from './links.ts';
 
 /** Where the gatherer reads. Any method may reject (or throw): the input cannot be gathered then. */
 export interface TriggerReads {
   /** The digest of the valuesFrom data the release consumes now. */
   valuesDigest(hr: HelmRelease): Promise<string>;
+  /** The same in the older format (or under the previous key) `stored` is in; undefined when it is current. */
+  valuesDigestAsStored(hr: HelmRelease, stored: string): Promise<string | undefined>;
   /** The sources whose link annotations name the release now (any namespace). */
   linkedSources(namespace: string, name: string): readonly SourceId[];
   /** A digest over all data of one source; null when it does not exist. */
   dataDigest(kind: ValuesSourceKind, namespace: string, name: string): Promise<string | null>;
+  /** dataDigest in the older format `stored` is in; undefined when it is current, null when the source is gone. */
+  dataDigestAsStored(
+    kind: ValuesSourceKind,
+    namespace: string,
+    name: string,
+    stored: string,
+  ): Promise<string | null | undefined>;
   /** Whether a source exists (it may no longer link). */
   exists(id: SourceId): boolean;
 }
@@ -29,7 +39,18 @@ export async function gatherTriggerInput(
   policy: GatherPolicy,
 ): Promise<TriggerInput> {
   const valuesDigest = hr.valuesFrom.length > 0 ? await reads.valuesDigest(hr) : undefined;
-  return { hr, valuesDigest, links: await linkSources(hr, reads, policy) };
+  const stored = hr.metadata.annotations[Annotations.valuesDigest];
+  // Only when the recorded digest differs: it may be the same data in an older format (or key).
+  const storedFormatDigest =
+    valuesDigest !== undefined && stored !== undefined && stored !== valuesDigest
+      ? await reads.valuesDigestAsStored(hr, stored)
+      : undefined;
+  return {
+    hr,
+    valuesDigest,
+    ...(storedFormatDigest !== undefined ? { storedFormatDigest } : {}),
+    links: await linkSources(hr, reads, policy),
+  };
 }
 
 /** The state of every source that links to the release now, or is recorded on it. */
@@ -39,6 +60,7 @@ async function linkSources(
   policy: GatherPolicy,
 ): Promise<Record<SourceId, LinkSourceState>> {
   const { namespace, name, annotations } = hr.metadata;
+  const recorded = parseLinkDigests(annotations[Annotations.linkDigests]);
   const out: Record<SourceId, LinkSourceState> = {};
   for (const id of reads.linkedSources(namespace, name)) {
     const src = parseSourceId(id);
@@ -47,7 +69,19 @@ async function linkSources(
       continue;
     }
     const digest = await reads.dataDigest(src.kind, src.namespace, src.name);
-    out[id] = digest === null ? { state: 'gone' } : { state: 'linked', digest };
+    if (digest === null) {
+      out[id] = { state: 'gone' };
+      continue;
+    }
+    const stored = recorded[id];
+    const storedFormatDigest =
+      stored !== undefined && stored !== digest
+        ? await reads.dataDigestAsStored(src.kind, src.namespace, src.name, stored)
+        : undefined;
+    out[id] =
+      typeof storedFormatDigest === 'string'
+        ? { state: 'linked', digest, storedFormatDigest }
+        : { state: 'linked', digest };
   }
   for (const id of recordedLinks(hr)) {
     if (!(id in out)) out[id] = reads.exists(id) ? { state: 'unlinked' } : { state: 'gone' };

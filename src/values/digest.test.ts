@@ -1,12 +1,25 @@
-// Golden vectors of the two digest formats. valuesDigest is stored on every managed release
-// (<prefix>/values-digest) and objectDataDigest in <prefix>/link-digests, and both are compared with what
-// the operator computes after an upgrade: a change to either encoding (prefix line, field order, length
+// Golden vectors of the digest formats. The values digest is stored on every managed release
+// (<prefix>/values-digest) and the data digest in <prefix>/link-digests, and both are compared with what
+// the operator computes after an upgrade: a change to an encoding (prefix line, field order, length
 // prefix, markers) makes every release look changed and triggers all of them at once. Such a change is a
-// migration (a new "/v2" prefix line and a plan for the stored values), never an edit of these strings.
+// migration (a new format, and the old one kept to recognise what is stored: docs/adr/0008-keyed-digests.md),
+// never an edit of these strings. v1 (unkeyed sha256) is kept for that migration; v2 is HMAC-SHA256 under
+// the cluster's digest key, pinned here under a fixed test key.
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ValuesReference } from '../flux/helmrelease.ts';
-import { keyBytesOf, valuesDigest } from './digest.ts';
-import { objectDataDigest } from './store.ts';
+import {
+  type DigestKeys,
+  digestKey,
+  keyBytesOf,
+  keyDigest,
+  legacyObjectDataDigest,
+  legacyValuesDigest,
+  objectDataDigest,
+  olderFormatOf,
+  valuesDigest,
+  valuesDigestOfBytes,
+} from './digest.ts';
 
 type ObjectData = { data?: Record<string, string>; binaryData?: Record<string, string> };
 
@@ -29,7 +42,7 @@ const ref = (
   o: Partial<ValuesReference> = {},
 ): ValuesReference => ({ kind, name, valuesKey: 'values.yaml', targetPath: '', optional: false, ...o });
 
-describe('valuesDigest format (v1)', () => {
+describe('legacyValuesDigest format (v1)', () => {
   it.each<[string, ValuesReference[], string]>([
     ['no entries', [], 'sha256:eccc2a2e466491576cf63e87af48db3fa5649a23e63744fa2715b1b6e1bd90d8'],
     [
@@ -91,11 +104,11 @@ describe('valuesDigest format (v1)', () => {
       'sha256:a2552c0c633a57e47d338e4b40d5eb77b486fb828a0516c45bce9db437cdb547',
     ],
   ])('%s', (_, refs, expected) => {
-    expect(valuesDigest(refs, bytesOf)).toBe(expected);
+    expect(legacyValuesDigest(refs, bytesOf)).toBe(expected);
   });
 });
 
-describe('objectDataDigest format (v1)', () => {
+describe('legacyObjectDataDigest format (v1)', () => {
   it.each<[string, { data: Record<string, string>; binaryData: Record<string, string> }, string]>([
     [
       'no data',
@@ -118,6 +131,175 @@ describe('objectDataDigest format (v1)', () => {
       'sha256:9ce952924edbb9988a7edded88fa0e31a451e7c76dfd4d4d840f0641917ea6fd',
     ],
   ])('%s', (_, object, expected) => {
-    expect(objectDataDigest(object)).toBe(expected);
+    expect(legacyObjectDataDigest(object)).toBe(expected);
+  });
+});
+
+/** The fixed test key: bytes 0x00..0x1f. Its id is pinned below. */
+const KEY = digestKey(Uint8Array.from({ length: 32 }, (_, i) => i));
+const OTHER_KEY = digestKey(Uint8Array.from({ length: 32 }, (_, i) => 255 - i));
+
+describe('digest keys', () => {
+  it('a key id is a fingerprint of the key: 8 hex digits of HMAC(key, "helmrelease-autopilot/key-id")', () => {
+    expect(KEY.id).toBe('60dd9d79');
+    expect(KEY.id).toBe(
+      createHmac('sha256', KEY.secret).update('helmrelease-autopilot/key-id').digest('hex').slice(0, 8),
+    );
+    expect(OTHER_KEY.id).not.toBe(KEY.id);
+  });
+
+  it('refuses a key shorter than 256 bits', () => {
+    expect(() => digestKey(new Uint8Array(31))).toThrow(/at least 32 bytes/);
+  });
+});
+
+describe('valuesDigest format (v2, keyed)', () => {
+  const v2 = (refs: ValuesReference[], namespace = 'apps') =>
+    valuesDigestOfBytes(KEY, namespace, refs, bytesOf);
+  it.each<[string, ValuesReference[], string]>([
+    [
+      'no entries',
+      [],
+      'hmac-sha256:v2:60dd9d79:7a37ef7014c9ecfa810d384b7718346ffdb865c71f4c89cb7e05fcbd333dbdf6',
+    ],
+    [
+      'a ConfigMap key',
+      [ref('ConfigMap', 'app-values')],
+      'hmac-sha256:v2:60dd9d79:1a264c1de5f3151d7861768954f6959c65ddb7ff968753844700fd9f3dc8cbb4',
+    ],
+    [
+      'a Secret key (base64-decoded bytes)',
+      [ref('Secret', 'app-secret')],
+      'hmac-sha256:v2:60dd9d79:6a6bcebbaa2635419d97337244fb4ebc1e17c013e2444e13693b2fbca9aadd9c',
+    ],
+    [
+      'an optional entry',
+      [ref('ConfigMap', 'app-values', { optional: true })],
+      'hmac-sha256:v2:60dd9d79:94e603d3358851c6c439197f4f047e797450630486ed4f930deaa437be54a387',
+    ],
+    [
+      'a missing object',
+      [ref('Secret', 'absent', { optional: true })],
+      'hmac-sha256:v2:60dd9d79:3749d4278e58cea157d9d7ed04c1779f2bc99205f65f7ebea4a10f784afb9c1c',
+    ],
+    [
+      'several entries',
+      [
+        ref('ConfigMap', 'app-values'),
+        ref('Secret', 'app-secret', { targetPath: 'auth' }),
+        ref('ConfigMap', 'unicode', { optional: true }),
+      ],
+      'hmac-sha256:v2:60dd9d79:8777db6c9546ccebae9507a3659a54bd605da23dc785333ceff6260dd749a3c4',
+    ],
+  ])('%s', (_, refs, expected) => {
+    expect(v2(refs)).toBe(expected);
+  });
+
+  it('is "hmac-sha256:v2:<key id>:<hex>", computed as the ADR says', () => {
+    const enc = (h: ReturnType<typeof createHmac>, fields: (string | Uint8Array)[]) => {
+      for (const f of fields) {
+        const b = typeof f === 'string' ? Buffer.from(f) : f;
+        const len = Buffer.alloc(8);
+        len.writeBigUInt64BE(BigInt(b.byteLength));
+        h.update(len).update(b);
+      }
+      return h;
+    };
+    const kd = enc(createHmac('sha256', KEY.secret).update('helmrelease-autopilot/key-digest/v2\n'), [
+      'apps',
+      'Secret',
+      'app-secret',
+      'values.yaml',
+      'password: hunter2\n',
+    ]).digest();
+    const mac = enc(createHmac('sha256', KEY.secret).update('helmrelease-autopilot/values-digest/v2\n'), [
+      'apps',
+      'Secret',
+      'app-secret',
+      'values.yaml',
+      '',
+      'required',
+      'present',
+      kd,
+    ]).digest('hex');
+    expect(v2([ref('Secret', 'app-secret')])).toBe(`hmac-sha256:v2:${KEY.id}:${mac}`);
+  });
+
+  it('equal bytes in two namespaces never give equal digests', () => {
+    const refs = [ref('Secret', 'app-secret')];
+    expect(v2(refs, 'team-a')).not.toBe(v2(refs, 'team-b'));
+    const src = (namespace: string) => ({ kind: 'Secret' as const, namespace, name: 'app-secret' });
+    const bytes = Buffer.from('password: hunter2\n');
+    expect(keyDigest(KEY, src('team-a'), 'values.yaml', bytes)).not.toEqual(
+      keyDigest(KEY, src('team-b'), 'values.yaml', bytes),
+    );
+  });
+
+  it('another key gives another digest, and nothing is shared with v1', () => {
+    const refs = [ref('ConfigMap', 'app-values')];
+    const other = valuesDigestOfBytes(OTHER_KEY, 'apps', refs, bytesOf);
+    expect(other).not.toBe(v2(refs));
+    expect(other.split(':').at(-1)).not.toBe(legacyValuesDigest(refs, bytesOf).slice('sha256:'.length));
+  });
+
+  it('is computed from the per-key digests alone (what the values store keeps)', () => {
+    const refs = [ref('ConfigMap', 'app-values'), ref('Secret', 'absent', { optional: true })];
+    const kds = new Map(
+      refs.map((r) => [
+        r.name,
+        keyDigest(KEY, { kind: r.kind, namespace: 'apps', name: r.name }, r.valuesKey, bytesOf(r)),
+      ]),
+    );
+    expect(valuesDigest(KEY, 'apps', refs, (r) => kds.get(r.name) ?? null)).toBe(v2(refs));
+  });
+});
+
+describe('objectDataDigest format (v2, keyed)', () => {
+  const src = { kind: 'ConfigMap' as const, namespace: 'apps', name: 'linked' };
+  it.each<[string, { data: Record<string, string>; binaryData: Record<string, string> }, string]>([
+    [
+      'no data',
+      { data: {}, binaryData: {} },
+      'hmac-sha256:v2:60dd9d79:d46d875c5bd659f0ffd10ad999dac895ba23a17b5c59e81cc8acd3195ea62b55',
+    ],
+    [
+      'data and binaryData',
+      { data: { 'values.yaml': 'replicas: 2\n' }, binaryData: { blob: 'AAEC/w==' } },
+      'hmac-sha256:v2:60dd9d79:a120121b3078b63f647af1daef059bcb18229e7c398bd812b4e28abc63f3508d',
+    ],
+  ])('%s', (_, object, expected) => {
+    expect(objectDataDigest(KEY, src, object)).toBe(expected);
+  });
+
+  it('binds the digest to the object: the same data in another namespace or name differs', () => {
+    const data = { data: { a: '1' } };
+    const d = objectDataDigest(KEY, src, data);
+    expect(objectDataDigest(KEY, { ...src, namespace: 'other' }, data)).not.toBe(d);
+    expect(objectDataDigest(KEY, { ...src, name: 'other' }, data)).not.toBe(d);
+    expect(objectDataDigest(KEY, { ...src, kind: 'Secret' }, data)).not.toBe(d);
+  });
+});
+
+describe('olderFormatOf: which stored digests are compared in their own format', () => {
+  const keys: DigestKeys = { current: KEY, previous: OTHER_KEY };
+  const hex = 'ab'.repeat(32);
+  it.each<[string, string | undefined, DigestKeys, string | undefined]>([
+    ['none stored', undefined, keys, undefined],
+    ['v1', `sha256:${hex}`, keys, 'v1'],
+    ['v2 under the current key', `hmac-sha256:v2:${KEY.id}:${hex}`, keys, undefined],
+    ['v2 under the previous key', `hmac-sha256:v2:${OTHER_KEY.id}:${hex}`, keys, `v2:${OTHER_KEY.id}`],
+    [
+      'v2 under a previous key no longer configured',
+      `hmac-sha256:v2:${OTHER_KEY.id}:${hex}`,
+      { current: KEY },
+      undefined,
+    ],
+    ['v2 under an unknown key', `hmac-sha256:v2:00000000:${hex}`, keys, undefined],
+    ['a tombstone', 'missing', keys, undefined],
+    ['malformed v1', 'sha256:abc', keys, undefined],
+    ['upper-case hex', `sha256:${hex.toUpperCase()}`, keys, undefined],
+  ])('%s', (_, stored, k, expected) => {
+    const f = olderFormatOf(stored, k);
+    expect(f === undefined ? undefined : f.version === 'v1' ? 'v1' : `v2:${f.key.id}`).toBe(expected);
   });
 });

@@ -1,32 +1,14 @@
-// How the webhook and the reconciler read the data a release consumes. The implementation
-// (src/values/store.ts) answers from the operator's caches and fetches only what they cannot answer.
-import type { HelmRelease, ValuesReference } from '../flux/helmrelease.ts';
-import { type KeyBytes, valuesDigest } from './digest.ts';
+// How the webhook and the reconciler get the digest of the data a release consumes. The implementation
+// (src/values/store.ts) answers from the operator's caches, fetches only what they cannot answer, and
+// computes the digest with valuesDigest (src/values/digest.ts): one function for both callers.
+import type { ValuesReference } from '../flux/helmrelease.ts';
 
 export interface ValuesLookup {
   /**
-   * Bytes of each ref's valuesKey in `namespace` (null: object or key missing). Rejects when a lookup
-   * fails (API error, cache not synced): callers must not guess a digest then.
+   * The values digest of `refs` in `namespace`, in the current format. Rejects when a lookup fails (API
+   * error, cache not synced, digest key not loaded): callers must not guess a digest then.
    */
-  resolve(namespace: string, refs: readonly ValuesReference[], signal?: AbortSignal): Promise<KeyBytes>;
+  valuesDigest(namespace: string, refs: readonly ValuesReference[], signal?: AbortSignal): Promise<string>;
   /** True once the caches the lookups read are synced. */
   hasSynced(): boolean;
-}
-
-/** The current digest of what `hr` consumes. */
-export async function currentDigest(
-  lookup: ValuesLookup,
-  namespace: string,
-  refs: readonly ValuesReference[],
-  signal?: AbortSignal,
-): Promise<string> {
-  return valuesDigest(refs, await lookup.resolve(namespace, refs, signal));
-}
-
-export function digestOfRelease(
-  lookup: ValuesLookup,
-  hr: HelmRelease,
-  signal?: AbortSignal,
-): Promise<string> {
-  return currentDigest(lookup, hr.metadata.namespace, hr.valuesFrom, signal);
 }

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { ValuesReference, ValuesSourceKind } from '../flux/helmrelease.ts';
-import { valuesDigest } from './digest.ts';
-import { type FetchObject, objectDataDigest, type SourceData, ValuesStore } from './store.ts';
+import {
+  type DigestKeys,
+  digestKey,
+  keyBytesOf,
+  legacyObjectDataDigest,
+  legacyValuesDigest,
+  objectDataDigest,
+  valuesDigestOfBytes,
+} from './digest.ts';
+import { type FetchObject, type ListObjects, nextPageLimit, type SourceData, ValuesStore } from './store.ts';
+
+const KEYS: DigestKeys = { current: digestKey(new Uint8Array(32).fill(1)) };
 
 /** A stand-in API: objects by kind/namespace/name, a metadata view that can lag behind, GETs counted. */
 class World {
@@ -39,11 +49,23 @@ class World {
     return this.objects.get(`${kind}/${namespace}/${name}`) ?? null;
   };
 
+  keys: DigestKeys | undefined = KEYS;
+  list?: ListObjects;
+
   store() {
     return new ValuesStore({
       sources: { ConfigMap: this.view('ConfigMap'), Secret: this.view('Secret') },
+      keys: () => this.keys,
       fetch: this.fetch,
+      ...(this.list ? { list: this.list } : {}),
     });
+  }
+
+  /** The v2 digest of refs over the objects as they are now (what a fresh store must answer). */
+  expected(refs: ValuesReference[]): string {
+    return valuesDigestOfBytes(KEYS.current, 'ns', refs, (r) =>
+      keyBytesOf(r.kind, this.objects.get(`${r.kind}/ns/${r.name}`), r.valuesKey),
+    );
   }
 }
 
@@ -54,13 +76,12 @@ const ref = (kind: ValuesSourceKind, name: string, valuesKey = 'values.yaml'): V
   targetPath: '',
   optional: false,
 });
-const text = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b).toString('utf8'));
 
 describe('ValuesStore', () => {
   it('answers an object the metadata cache does not know as missing, without an API call', async () => {
     const w = new World();
-    const bytes = await w.store().resolve('ns', [ref('ConfigMap', 'absent')]);
-    expect(bytes(ref('ConfigMap', 'absent'))).toBeNull();
+    const refs = [ref('ConfigMap', 'absent')];
+    expect(await w.store().valuesDigest('ns', refs)).toBe(w.expected(refs));
     expect(w.gets).toEqual([]);
   });
 
@@ -68,14 +89,14 @@ describe('ValuesStore', () => {
     const w = new World();
     w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
     const s = w.store();
-    for (let i = 0; i < 3; i++) {
-      const bytes = await s.resolve('ns', [ref('ConfigMap', 'cm')]);
-      expect(text(bytes(ref('ConfigMap', 'cm')))).toBe('a: 1');
-    }
+    const refs = [ref('ConfigMap', 'cm')];
+    const first = w.expected(refs);
+    for (let i = 0; i < 3; i++) expect(await s.valuesDigest('ns', refs)).toBe(first);
     expect(w.gets).toHaveLength(1);
     w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 2' });
-    const bytes = await s.resolve('ns', [ref('ConfigMap', 'cm')]);
-    expect(text(bytes(ref('ConfigMap', 'cm')))).toBe('a: 2');
+    const second = await s.valuesDigest('ns', refs);
+    expect(second).toBe(w.expected(refs));
+    expect(second).not.toBe(first);
     expect(w.gets).toHaveLength(2);
   });
 
@@ -87,42 +108,56 @@ describe('ValuesStore', () => {
       open = r;
     });
     const s = w.store();
-    const all = Promise.all(Array.from({ length: 10 }, () => s.resolve('ns', [ref('Secret', 's')])));
+    const refs = [ref('Secret', 's')];
+    const all = Promise.all(Array.from({ length: 10 }, () => s.valuesDigest('ns', refs)));
     await new Promise((r) => setImmediate(r));
     open();
-    for (const bytes of await all) expect(text(bytes(ref('Secret', 's')))).toBe('x: 1');
+    for (const d of await all) expect(d).toBe(w.expected(refs));
     expect(w.gets).toHaveLength(1);
   });
 
-  it('keeps only the consumed keys, and fetches again for a key not held yet', async () => {
+  it('keeps a 32-byte digest per consumed key, never the bytes, and fetches again for a key not held yet', async () => {
     const w = new World();
-    w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1', other: 'big', more: 'm' });
+    const big = 'x'.repeat(1 << 20);
+    w.put('ConfigMap', 'cm', { 'values.yaml': big, other: 'big', more: 'm' });
     const s = w.store();
-    await s.resolve('ns', [ref('ConfigMap', 'cm')]);
-    const bytes = await s.resolve('ns', [ref('ConfigMap', 'cm', 'more')]);
-    expect(text(bytes(ref('ConfigMap', 'cm', 'more')))).toBe('m');
+    await s.valuesDigest('ns', [ref('ConfigMap', 'cm')]);
+    const refs = [ref('ConfigMap', 'cm', 'more')];
+    expect(await s.valuesDigest('ns', refs)).toBe(w.expected(refs));
     expect(w.gets).toHaveLength(2);
-    await s.resolve('ns', [ref('ConfigMap', 'cm'), ref('ConfigMap', 'cm', 'more')]);
+    const both = [ref('ConfigMap', 'cm'), ref('ConfigMap', 'cm', 'more')];
+    expect(await s.valuesDigest('ns', both)).toBe(w.expected(both));
     expect(w.gets).toHaveLength(2);
+    // White-box: what an entry holds is one digest per consumed key.
+    const entries = (s as unknown as { entries: Map<string, { keys: Map<string, Uint8Array | null> }> })
+      .entries;
+    const held = [...(entries.get('ConfigMap/ns/cm')?.keys ?? new Map()).entries()];
+    expect(held.map(([k, d]) => [k, d?.byteLength])).toEqual([
+      ['values.yaml', 32],
+      ['more', 32],
+    ]);
   });
 
   it('reads binaryData of ConfigMaps and decodes Secret data', async () => {
     const w = new World();
     w.put('ConfigMap', 'bin', {}, { 'values.yaml': Buffer.from('b: 1').toString('base64') });
     w.put('Secret', 'sec', { 'values.yaml': Buffer.from('s: 1').toString('base64') });
-    const bytes = await w.store().resolve('ns', [ref('ConfigMap', 'bin'), ref('Secret', 'sec')]);
-    expect(text(bytes(ref('ConfigMap', 'bin')))).toBe('b: 1');
-    expect(text(bytes(ref('Secret', 'sec')))).toBe('s: 1');
+    const refs = [ref('ConfigMap', 'bin'), ref('Secret', 'sec')];
+    expect(await w.store().valuesDigest('ns', refs)).toBe(
+      valuesDigestOfBytes(KEYS.current, 'ns', refs, (r) =>
+        Buffer.from(r.kind === 'ConfigMap' ? 'b: 1' : 's: 1'),
+      ),
+    );
   });
 
   it('does not refetch while the metadata cache lags behind the version it fetched', async () => {
     const w = new World();
     w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
     const s = w.store();
-    await s.resolve('ns', [ref('ConfigMap', 'cm')]);
+    const refs = [ref('ConfigMap', 'cm')];
+    const before = await s.valuesDigest('ns', refs);
     w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 2' }, {}, false); // changed; metadata not seen yet
-    const stale = await s.resolve('ns', [ref('ConfigMap', 'cm')]);
-    expect(text(stale(ref('ConfigMap', 'cm')))).toBe('a: 1');
+    expect(await s.valuesDigest('ns', refs)).toBe(before);
     expect(w.gets).toHaveLength(1);
   });
 
@@ -130,46 +165,53 @@ describe('ValuesStore', () => {
     const w = new World();
     w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
     w.objects.delete('ConfigMap/ns/cm');
-    const bytes = await w.store().resolve('ns', [ref('ConfigMap', 'cm')]);
-    expect(bytes(ref('ConfigMap', 'cm'))).toBeNull();
+    const refs = [ref('ConfigMap', 'cm')];
+    expect(await w.store().valuesDigest('ns', refs)).toBe(w.expected(refs));
   });
 
-  it('drops held data when the object changes or goes, keeping it for its own version', () => {
+  it('drops held digests when the object changes or goes, keeping them for its own version', async () => {
     const w = new World();
     w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
     const s = w.store();
-    return s.resolve('ns', [ref('ConfigMap', 'cm')]).then(() => {
-      const rv = w.meta.get('ConfigMap/ns/cm') as string;
-      s.invalidate('ConfigMap', 'ns', 'cm', rv);
-      expect(s.size).toBe(1);
-      s.invalidate('ConfigMap', 'ns', 'cm', `${rv}0`);
-      expect(s.size).toBe(0);
-    });
+    await s.valuesDigest('ns', [ref('ConfigMap', 'cm')]);
+    const rv = w.meta.get('ConfigMap/ns/cm') as string;
+    s.invalidate('ConfigMap', 'ns', 'cm', rv);
+    expect(s.size).toBe(1);
+    s.invalidate('ConfigMap', 'ns', 'cm', `${rv}0`);
+    expect(s.size).toBe(0);
   });
 
-  it('rejects lookups before the metadata caches are synced', async () => {
-    const w = new World();
-    w.synced = false;
-    await expect(w.store().resolve('ns', [ref('ConfigMap', 'cm')])).rejects.toThrow(/not synced/);
-  });
-
-  it('rejects when the GET fails, so no digest is guessed', async () => {
+  it.each<[string, (w: World) => void, RegExp | string]>([
+    [
+      'before the metadata caches are synced',
+      (w) => {
+        w.synced = false;
+      },
+      /not synced/,
+    ],
+    [
+      'while the digest key is not loaded',
+      (w) => {
+        w.keys = undefined;
+      },
+      /digest key is not loaded/,
+    ],
+    [
+      'when the GET fails',
+      (w) => {
+        w.fetch = async () => {
+          throw new Error('boom');
+        };
+      },
+      'boom',
+    ],
+  ])('rejects %s, so no digest is guessed', async (_what, setUp, error) => {
     const w = new World();
     w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
-    w.fetch = async () => {
-      throw new Error('boom');
-    };
-    await expect(w.store().resolve('ns', [ref('ConfigMap', 'cm')])).rejects.toThrow('boom');
-  });
-
-  it('gives the same digest as valuesDigest over the raw objects', async () => {
-    const w = new World();
-    w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
-    const refs = [ref('ConfigMap', 'cm'), ref('Secret', 'gone')];
-    const bytes = await w.store().resolve('ns', refs);
-    expect(valuesDigest(refs, bytes)).toBe(
-      valuesDigest(refs, (r) => (r.kind === 'ConfigMap' ? Buffer.from('a: 1') : null)),
-    );
+    setUp(w);
+    const s = w.store();
+    await expect(s.valuesDigest('ns', [ref('ConfigMap', 'cm')])).rejects.toThrow(error);
+    await expect(s.dataDigest('ConfigMap', 'ns', 'cm')).rejects.toThrow(error);
   });
 
   it.each([
@@ -188,7 +230,8 @@ describe('ValuesStore', () => {
       true,
     ],
   ])('objectDataDigest: %s -> same digest: %s', (_name, x, y, same) => {
-    expect(objectDataDigest(x) === objectDataDigest(y)).toBe(same);
+    const src = { kind: 'ConfigMap' as const, namespace: 'ns', name: 'cm' };
+    expect(objectDataDigest(KEYS.current, src, x) === objectDataDigest(KEYS.current, src, y)).toBe(same);
   });
 
   it('dataDigest fetches once per version and answers missing objects with null', async () => {
@@ -196,8 +239,113 @@ describe('ValuesStore', () => {
     w.put('Secret', 'linked', { k: 'djE=' });
     const s = w.store();
     const d1 = await s.dataDigest('Secret', 'ns', 'linked');
+    expect(d1).toBe(
+      objectDataDigest(
+        KEYS.current,
+        { kind: 'Secret', namespace: 'ns', name: 'linked' },
+        { data: { k: 'djE=' } },
+      ),
+    );
     expect(await s.dataDigest('Secret', 'ns', 'linked')).toBe(d1);
     expect(w.gets).toHaveLength(1);
     expect(await s.dataDigest('Secret', 'ns', 'absent')).toBeNull();
+  });
+});
+
+describe('ValuesStore: digests in the format they were stored in (migration, rotation)', () => {
+  const refs = [ref('ConfigMap', 'cm'), ref('Secret', 'gone', 'values.yaml')];
+  const bytesOf = (w: World) => (r: ValuesReference) =>
+    keyBytesOf(r.kind, w.objects.get(`${r.kind}/ns/${r.name}`), r.valuesKey);
+
+  it('computes the v1 digest of the data now with a GET per object, each time (the bytes are not kept)', async () => {
+    const w = new World();
+    w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
+    const s = w.store();
+    const v1 = legacyValuesDigest(refs, bytesOf(w));
+    expect(await s.valuesDigestAsStored('ns', refs, v1)).toBe(v1);
+    expect(await s.valuesDigestAsStored('ns', refs, v1)).toBe(v1);
+    expect(w.gets).toEqual(['ConfigMap/ns/cm', 'ConfigMap/ns/cm']);
+    expect(s.stats.olderFormat).toBe(2);
+    // The fetch also filled the current-format cache: no GET for the current digest.
+    expect(await s.valuesDigest('ns', refs)).toBe(w.expected(refs));
+    expect(w.gets).toHaveLength(2);
+  });
+
+  it('answers a stored v1 digest of older data with the v1 digest of the data now', async () => {
+    const w = new World();
+    w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
+    const old = legacyValuesDigest(refs, bytesOf(w));
+    w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 2' });
+    const now = await w.store().valuesDigestAsStored('ns', refs, old);
+    expect(now).toBe(legacyValuesDigest(refs, bytesOf(w)));
+    expect(now).not.toBe(old);
+  });
+
+  it('computes v2 under the previous key for a digest stored under it', async () => {
+    const w = new World();
+    w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
+    const previous = digestKey(new Uint8Array(32).fill(2));
+    w.keys = { current: KEYS.current, previous };
+    const stored = valuesDigestOfBytes(previous, 'ns', refs, bytesOf(w));
+    expect(await w.store().valuesDigestAsStored('ns', refs, stored)).toBe(stored);
+  });
+
+  it.each([
+    ['the current format', (w: World) => w.expected(refs)],
+    ['an unknown key', () => `hmac-sha256:v2:00000000:${'0'.repeat(64)}`],
+    ['nothing stored', () => undefined],
+  ])('needs no fetch for %s', async (_what, stored) => {
+    const w = new World();
+    w.put('ConfigMap', 'cm', { 'values.yaml': 'a: 1' });
+    expect(await w.store().valuesDigestAsStored('ns', refs, stored(w))).toBeUndefined();
+    expect(w.gets).toEqual([]);
+  });
+
+  it('computes the v1 data digest of a linked object, null when it is gone', async () => {
+    const w = new World();
+    w.put('Secret', 'linked', { k: 'djE=' });
+    const s = w.store();
+    const v1 = legacyObjectDataDigest({ data: { k: 'djE=' } });
+    expect(await s.dataDigestAsStored('Secret', 'ns', 'linked', v1)).toBe(v1);
+    expect(await s.dataDigestAsStored('Secret', 'ns', 'absent', v1)).toBeNull();
+    expect(await s.dataDigestAsStored('Secret', 'ns', 'linked', 'missing')).toBeUndefined();
+  });
+});
+
+describe('ValuesStore.prefetch', () => {
+  it('sizes LIST pages by what the previous page weighed and keeps digests of the wanted keys', async () => {
+    const w = new World();
+    const big = 'y'.repeat(1_000_000);
+    const names = Array.from({ length: 40 }, (_, i) => `cm-${i}`);
+    for (const n of names) w.put('ConfigMap', n, { 'values.yaml': `${n}${big}` });
+    const limits: number[] = [];
+    w.list = async (kind, _ns, page) => {
+      limits.push(page.limit);
+      const start = Number(page.continue ?? 0);
+      const items = names.slice(start, start + page.limit).map((name) => ({
+        name,
+        ...(w.objects.get(`${kind}/ns/${name}`) as SourceData),
+      }));
+      const next = start + page.limit;
+      return { items, ...(next < names.length ? { continue: String(next) } : {}) };
+    };
+    const s = w.store();
+    const kept = await s.prefetch('ConfigMap', 'ns', new Map(names.map((n) => [n, ['values.yaml']])));
+    expect(kept).toBe(40);
+    expect(limits).toEqual([10, 8, 8, 8, 8]);
+    const refs = [ref('ConfigMap', 'cm-7')];
+    expect(await s.valuesDigest('ns', refs)).toBe(w.expected(refs));
+    expect(w.gets).toEqual([]);
+  });
+
+  it.each<[string, number, number]>([
+    ['no items', 0, 100],
+    ['small objects', 1_000, 100],
+    ['100 kB objects', 100_000, 83],
+    ['1 MB objects', 1_000_000, 8],
+    ['objects above the page size', 20_000_000, 1],
+  ])('next page limit after %s', (_what, chars, limit) => {
+    const items = chars === 0 ? [] : [{ data: { k: 'x'.repeat(chars - 1) }, binaryData: {} }];
+    expect(nextPageLimit(items)).toBe(limit);
   });
 });

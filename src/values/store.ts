@@ -1,14 +1,26 @@
 // The values cache behind ValuesLookup, shared by the webhook and the trigger reconciler. ConfigMaps and
 // Secrets are watched metadata-only (src/kube/caches.ts); data is fetched (GET) only for objects a caller
-// asks about, and only when the cached copy's resourceVersion differs from the metadata cache's. Only the
-// bytes of the keys callers asked for are kept (Helm's release Secrets are ~1 MB; nobody consumes them),
-// concurrent fetches of one object version are shared, and an object the metadata cache does not know is
-// answered as missing without an API call (its ADDED event re-enqueues whoever consumes it).
+// asks about, and only when the cached copy's resourceVersion differs from the metadata cache's. Of the
+// fetched data only a keyed digest per consumed key is kept (src/values/digest.ts), never the bytes, so
+// memory follows the number of references, not their size (Helm's release Secrets are ~1 MB). Concurrent
+// fetches of one object version are shared, and an object the metadata cache does not know is answered as
+// missing without an API call (its ADDED event re-enqueues whoever consumes it).
 import type { ValuesReference, ValuesSourceKind } from '../flux/helmrelease.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import { ConfigMaps, collectionPath, objectPath, Secrets } from '../kube/resources.ts';
 import { array, isObject, str, stringMap } from '../util/narrow.ts';
-import { fieldDigest, type KeyBytes, keyBytesOf } from './digest.ts';
+import {
+  type DigestKey,
+  type DigestKeys,
+  keyBytesOf,
+  keyDigest,
+  objectDataDigest,
+  objectDataDigestIn,
+  olderFormatOf,
+  type SourceObject,
+  valuesDigest,
+  valuesDigestIn,
+} from './digest.ts';
 import type { ValuesLookup } from './lookup.ts';
 
 /** What the store needs from a metadata cache: the resourceVersion of an object, if it exists. */
@@ -17,7 +29,7 @@ export interface SourceMetaView {
   hasSynced(): boolean;
 }
 
-/** An object's data as fetched; transient (only the consumed keys survive the fetch). */
+/** An object's data as fetched; transient (only digests of it are kept). */
 export interface SourceData {
   resourceVersion: string;
   data: Record<string, string>;
@@ -40,6 +52,8 @@ export type ListObjects = (
 
 export interface ValuesStoreOptions {
   sources: Record<ValuesSourceKind, SourceMetaView>;
+  /** The digest keys; undefined until loaded (lookups reject until then, so no digest is guessed). */
+  keys: () => DigestKeys | undefined;
   fetch: FetchObject;
   /** For prefetch(); without it prefetch() does nothing. */
   list?: ListObjects;
@@ -54,6 +68,8 @@ export interface ValuesStoreStats {
   hits: number;
   /** Lookups answered "missing" from the metadata cache alone. */
   missingFromMetadata: number;
+  /** Digests computed in an older format (v1, or v2 under the previous key) to compare with a stored one. */
+  olderFormat: number;
 }
 
 interface Entry {
@@ -61,8 +77,9 @@ interface Entry {
   rv: string;
   /** The metadata cache's resourceVersion when the fetch started: data is at least that new. */
   metaRv: string;
+  /** Keyed digest (keyDigest) of each consumed key; null: the key is missing. Never the bytes. */
   keys: Map<string, Uint8Array | null>;
-  /** Digest over all data, when someone asked (explicit links). */
+  /** Digest over all data (objectDataDigest), when someone asked (explicit links). */
   dataDigest?: string | null;
 }
 
@@ -79,7 +96,13 @@ export class ValuesStore implements ValuesLookup {
   /** Single flight: one GET per (object, metadata resourceVersion) at a time. */
   private readonly inflight = new Map<string, Promise<SourceData | null>>();
   private readonly slots: Semaphore;
-  readonly stats: ValuesStoreStats = { fetches: 0, lists: 0, hits: 0, missingFromMetadata: 0 };
+  readonly stats: ValuesStoreStats = {
+    fetches: 0,
+    lists: 0,
+    hits: 0,
+    missingFromMetadata: 0,
+    olderFormat: 0,
+  };
 
   constructor(options: ValuesStoreOptions) {
     this.o = { maxConcurrentFetches: 16, ...options };
@@ -90,17 +113,25 @@ export class ValuesStore implements ValuesLookup {
     return this.o.sources.ConfigMap.hasSynced() && this.o.sources.Secret.hasSynced();
   }
 
-  /** Number of objects whose consumed keys are held. */
+  /** Number of objects whose key digests are held. */
   get size(): number {
     return this.entries.size;
   }
 
-  async resolve(
+  /** The digest keys, or a rejection while they are not loaded (no digest is guessed then). */
+  private keysNow(): DigestKeys {
+    if (!this.hasSynced()) throw new Error('values cache is not synced yet');
+    const keys = this.o.keys();
+    if (!keys) throw new Error('the digest key is not loaded yet');
+    return keys;
+  }
+
+  async valuesDigest(
     namespace: string,
     refs: readonly ValuesReference[],
     signal?: AbortSignal,
-  ): Promise<KeyBytes> {
-    if (!this.hasSynced()) throw new Error('values cache is not synced yet');
+  ): Promise<string> {
+    const key = this.keysNow().current;
     const wanted = new Map<string, { kind: ValuesSourceKind; name: string; keys: Set<string> }>();
     for (const ref of refs) {
       const k = objectKey(ref.kind, namespace, ref.name);
@@ -121,7 +152,39 @@ export class ValuesStore implements ValuesLookup {
         found.set(k, entry ? entry.keys : null);
       }),
     );
-    return (ref) => found.get(objectKey(ref.kind, namespace, ref.name))?.get(ref.valuesKey) ?? null;
+    return valuesDigest(
+      key,
+      namespace,
+      refs,
+      (ref) => found.get(objectKey(ref.kind, namespace, ref.name))?.get(ref.valuesKey) ?? null,
+    );
+  }
+
+  /**
+   * The values digest of the current data in the older format `stored` is in (v1, or v2 under the previous
+   * key), so a caller can tell "stored in an older format, data unchanged" from "data changed"; undefined
+   * when `stored` is in no such format. The objects are fetched for this (the bytes are needed and are not
+   * kept): one GET each, shared with concurrent lookups, at most maxConcurrentFetches at a time.
+   */
+  async valuesDigestAsStored(
+    namespace: string,
+    refs: readonly ValuesReference[],
+    stored: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
+    const format = olderFormatOf(stored, this.keysNow());
+    if (!format) return undefined;
+    this.stats.olderFormat++;
+    const objects = new Map<string, SourceData | null>();
+    const wanted = new Map(refs.map((r) => [objectKey(r.kind, namespace, r.name), r]));
+    await Promise.all(
+      [...wanted].map(async ([k, r]) => {
+        objects.set(k, await this.fetchCurrent(r.kind, namespace, r.name, [r.valuesKey], signal));
+      }),
+    );
+    return valuesDigestIn(format, namespace, refs, (ref) =>
+      keyBytesOf(ref.kind, objects.get(objectKey(ref.kind, namespace, ref.name)) ?? undefined, ref.valuesKey),
+    );
   }
 
   /** A digest over all data of one object (explicit links fire on any data change), or null when missing. */
@@ -131,16 +194,32 @@ export class ValuesStore implements ValuesLookup {
     name: string,
     signal?: AbortSignal,
   ): Promise<string | null> {
-    if (!this.hasSynced()) throw new Error('values cache is not synced yet');
+    this.keysNow();
     const entry = await this.entryFor(kind, namespace, name, { keys: [], dataDigest: true }, signal);
     return entry?.dataDigest ?? null;
+  }
+
+  /** dataDigest in the older format `stored` is in, as valuesDigestAsStored; null when the object is missing. */
+  async dataDigestAsStored(
+    kind: ValuesSourceKind,
+    namespace: string,
+    name: string,
+    stored: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<string | null | undefined> {
+    const format = olderFormatOf(stored, this.keysNow());
+    if (!format) return undefined;
+    this.stats.olderFormat++;
+    const object = await this.fetchCurrent(kind, namespace, name, [], signal);
+    return object ? objectDataDigestIn(format, { kind, namespace, name }, object) : null;
   }
 
   /**
    * Loads the wanted keys of many objects of one namespace with a paged LIST instead of a GET each (a
    * start-up with thousands of releases). Objects not wanted are dropped page by page; an object whose
-   * resourceVersion differs from the metadata cache's is not kept (a later lookup GETs it). Returns how
-   * many objects were kept.
+   * resourceVersion differs from the metadata cache's is not kept (a later lookup GETs it). Pages are sized
+   * by what the previous page weighed, so a page of 1 MiB objects stays a few MiB (a page is held whole,
+   * as text and parsed, until its digests are taken). Returns how many objects were kept.
    */
   async prefetch(
     kind: ValuesSourceKind,
@@ -149,12 +228,13 @@ export class ValuesStore implements ValuesLookup {
     labelSelector?: string,
   ): Promise<number> {
     if (!this.o.list) return 0;
+    const key = this.keysNow().current;
     let kept = 0;
     let cont: string | undefined;
+    let limit = FIRST_PAGE;
     do {
       const page = await this.o.list(kind, namespace, {
-        // Small pages: a page holds whole objects (1 MiB ConfigMaps exist) until the consumed keys are copied.
-        limit: 100,
+        limit,
         ...(cont ? { continue: cont } : {}),
         ...(labelSelector ? { labelSelector } : {}),
       });
@@ -163,12 +243,19 @@ export class ValuesStore implements ValuesLookup {
         const keys = wanted.get(item.name);
         if (!keys || this.o.sources[kind].get(namespace, item.name)?.resourceVersion !== item.resourceVersion)
           continue;
-        this.remember(objectKey(kind, namespace, item.name), item.resourceVersion, item, {
-          keys,
-          dataDigest: false,
-        });
+        this.remember(
+          { kind, namespace, name: item.name },
+          item.resourceVersion,
+          item,
+          {
+            keys,
+            dataDigest: false,
+          },
+          key,
+        );
         kept++;
       }
+      limit = nextPageLimit(page.items);
       cont = page.continue;
     } while (cont);
     return kept;
@@ -192,30 +279,59 @@ export class ValuesStore implements ValuesLookup {
     want: Want,
     signal?: AbortSignal,
   ): Promise<Entry | null> {
+    const key = this.keysNow().current;
     const meta = this.o.sources[kind].get(namespace, name);
     if (!meta) {
       this.stats.missingFromMetadata++;
       return null;
     }
-    const k = objectKey(kind, namespace, name);
-    const cached = this.entries.get(k);
+    const cached = this.entries.get(objectKey(kind, namespace, name));
     if (cached && isCurrent(cached, meta.resourceVersion) && covers(cached, want)) {
       this.stats.hits++;
       return cached.rv === '' ? null : cached;
     }
-    const flightKey = `${k}@${meta.resourceVersion}`;
+    const object = await abortable(this.flight(kind, namespace, name, meta.resourceVersion), signal);
+    return this.remember({ kind, namespace, name }, meta.resourceVersion, object, want, key);
+  }
+
+  /**
+   * The object's data as the API has it now (at least as new as the metadata cache), for a digest in an
+   * older format; the digests of `keys` are remembered on the way, the data itself is not kept.
+   */
+  private async fetchCurrent(
+    kind: ValuesSourceKind,
+    namespace: string,
+    name: string,
+    keys: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<SourceData | null> {
+    const key = this.keysNow().current;
+    const meta = this.o.sources[kind].get(namespace, name);
+    if (!meta) {
+      this.stats.missingFromMetadata++;
+      return null;
+    }
+    const object = await abortable(this.flight(kind, namespace, name, meta.resourceVersion), signal);
+    this.remember({ kind, namespace, name }, meta.resourceVersion, object, { keys, dataDigest: false }, key);
+    return object;
+  }
+
+  /** Single flight: the one GET of an object at a metadata resourceVersion, shared by concurrent callers. */
+  private flight(
+    kind: ValuesSourceKind,
+    namespace: string,
+    name: string,
+    metaRv: string,
+  ): Promise<SourceData | null> {
+    const flightKey = `${objectKey(kind, namespace, name)}@${metaRv}`;
     let flight = this.inflight.get(flightKey);
     if (!flight) {
       flight = this.fetchOnce(kind, namespace, name);
       this.inflight.set(flightKey, flight);
-      const f = flight;
-      void f.then(
-        () => this.inflight.delete(flightKey),
-        () => this.inflight.delete(flightKey),
-      );
+      const done = () => this.inflight.delete(flightKey);
+      void flight.then(done, done);
     }
-    const object = await abortable(flight, signal);
-    return this.remember(k, meta.resourceVersion, object, want);
+    return flight;
   }
 
   private async fetchOnce(
@@ -232,8 +348,15 @@ export class ValuesStore implements ValuesLookup {
     }
   }
 
-  /** Keeps the wanted keys of a fetched object (merging with what is held for the same version). */
-  private remember(k: string, metaRv: string, object: SourceData | null, want: Want): Entry | null {
+  /** Keeps the digests of the wanted keys of a fetched object (merging with what is held for its version). */
+  private remember(
+    source: SourceObject,
+    metaRv: string,
+    object: SourceData | null,
+    want: Want,
+    key: DigestKey,
+  ): Entry | null {
+    const k = objectKey(source.kind, source.namespace, source.name);
     const rv = object?.resourceVersion ?? '';
     let entry = this.entries.get(k);
     if (!entry || entry.rv !== rv) {
@@ -241,17 +364,39 @@ export class ValuesStore implements ValuesLookup {
       this.entries.set(k, entry);
     } else entry.metaRv = metaRv;
     if (!object) return null;
-    const kind = k.slice(0, k.indexOf('/')) as ValuesSourceKind;
-    for (const key of want.keys) {
-      if (!entry.keys.has(key)) entry.keys.set(key, compact(keyBytesOf(kind, object, key)));
+    for (const valuesKey of want.keys) {
+      if (!entry.keys.has(valuesKey))
+        entry.keys.set(
+          valuesKey,
+          compact(keyDigest(key, source, valuesKey, keyBytesOf(source.kind, object, valuesKey))),
+        );
     }
-    if (want.dataDigest && entry.dataDigest === undefined) entry.dataDigest = objectDataDigest(object);
+    if (want.dataDigest && entry.dataDigest === undefined)
+      entry.dataDigest = objectDataDigest(key, source, object);
     return entry;
   }
 }
 
+/** Objects in the first LIST page: small, since nothing is known yet about their size. */
+const FIRST_PAGE = 10;
+/** Most objects in a LIST page. */
+const MAX_PAGE = 100;
+/** What a LIST page should weigh (characters of data), held at once as text and parsed. */
+const PAGE_CHARS = 8 * 2 ** 20;
+
+/** The next page's limit: as many objects as the last page's average size fits into PAGE_CHARS. */
+export function nextPageLimit(items: readonly Pick<SourceData, 'data' | 'binaryData'>[]): number {
+  if (items.length === 0) return MAX_PAGE;
+  let chars = 0;
+  for (const item of items)
+    for (const map of [item.data, item.binaryData])
+      for (const [k, v] of Object.entries(map)) chars += k.length + v.length;
+  const average = Math.max(1, chars / items.length);
+  return Math.max(1, Math.min(MAX_PAGE, Math.floor(PAGE_CHARS / average)));
+}
+
 /**
- * A copy in an ArrayBuffer of its own: a small Buffer is a view into Node's shared 8 kB pool slab, and
+ * A copy in an ArrayBuffer of its own: a small Buffer may be a view into Node's shared 8 kB pool slab, and
  * keeping it would pin the whole slab (measured: ~8 kB retained per cached key instead of its length).
  */
 function compact(bytes: Uint8Array | null): Uint8Array | null {
@@ -267,22 +412,6 @@ function covers(entry: Entry, want: Want): boolean {
   if (entry.rv === '') return true;
   if (want.dataDigest && entry.dataDigest === undefined) return false;
   return want.keys.every((key) => entry.keys.has(key));
-}
-
-/** sha256 over every key of data and binaryData, sorted, length-prefixed. */
-export function objectDataDigest(object: Pick<SourceData, 'data' | 'binaryData'>): string {
-  return fieldDigest('helmrelease-autopilot/data-digest/v1\n', (field) => {
-    for (const [section, map] of [
-      ['data', object.data],
-      ['binaryData', object.binaryData],
-    ] as const) {
-      for (const key of Object.keys(map).sort()) {
-        field(section);
-        field(key);
-        field(map[key] as string);
-      }
-    }
-  });
 }
 
 /** A FetchObject over the REST client. */

@@ -31,8 +31,9 @@ import {
 import { Annotations, Labels } from '../../src/names.ts';
 import { array, isObject, type JsonObject, str } from '../../src/util/narrow.ts';
 import { sleep } from '../../src/util/sleep.ts';
-import { valuesDigest } from '../../src/values/digest.ts';
+import { valuesDigestOfBytes } from '../../src/values/digest.ts';
 import { apply, Discovery, find, type K8sObject, render } from '../integration/manifests-render.ts';
+import { clusterDigestKeys } from '../support/digest-key.ts';
 import { writeAtomicWriterLayout } from '../support/webhook.ts';
 import { certManagerCRDFiles, certManagerVersion, startCertManager } from './support/cert-manager.ts';
 import { startTethered, type Tethered } from './support/process.ts';
@@ -219,7 +220,12 @@ describe(`cert-manager ${certManagerVersion()} issues the webhook's certificate 
       // failurePolicy is Ignore: had the TLS handshake failed, the release would be stored unstamped.
       expect(hr.value.metadata.labels[Labels.managed], logs()).toBe('true');
       expect(hr.value.metadata.annotations[Annotations.valuesDigest]).toBe(
-        valuesDigest(hr.value.valuesFrom, () => Buffer.from('replicas: 2\n')),
+        valuesDigestOfBytes(
+          (await clusterDigestKeys(client, NAMESPACE)).current,
+          ns,
+          hr.value.valuesFrom,
+          () => Buffer.from('replicas: 2\n'),
+        ),
       );
       const stored = parseHelmRelease(await client.get(objectPath(HelmReleases, ns, name)));
       expect(stored.ok && stored.value.metadata.labels[Labels.managed]).toBe('true');

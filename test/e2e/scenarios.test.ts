@@ -4,10 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseValuesFrom } from '../../src/flux/helmrelease.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
 import { str } from '../../src/util/narrow.ts';
-import { keyBytesOf, valuesDigest } from '../../src/values/digest.ts';
+import { keyBytesOf, valuesDigestOfBytes } from '../../src/values/digest.ts';
+import { clusterDigestKeys } from '../support/digest-key.ts';
 import { publishChart } from './support/artifacts.ts';
 import { configMapChart, gatedChart } from './support/chart.ts';
-import { type E2eEnv, RETRY_BASE_DELAY_MS, startE2eEnv } from './support/env.ts';
+import { type E2eEnv, OPERATOR_NAMESPACE, RETRY_BASE_DELAY_MS, startE2eEnv } from './support/env.ts';
 import { configMapData, createRelease, helmRevisions, type Observed, setConfigMap } from './support/flux.ts';
 import { helmControllerVersions } from './support/helm-controller.ts';
 import { holds, until } from './support/wait.ts';
@@ -16,11 +17,14 @@ const VALUES_FROM = [{ kind: 'ConfigMap', name: 'values' }];
 /** Well past the operator's debounce (500 ms) and helm-controller's reaction time. */
 const QUIET_MS = 10_000;
 
-/** The digest the webhook and the trigger reconciler record for VALUES_FROM over ConfigMap data. */
-function digestOf(data: Record<string, string>): string {
+/** The digest the webhook and the trigger reconciler record for VALUES_FROM over ConfigMap data in ns. */
+async function digestOf(env: E2eEnv, ns: string, data: Record<string, string>): Promise<string> {
   const refs = parseValuesFrom(VALUES_FROM);
   if (!refs.ok) throw new Error(refs.error);
-  return valuesDigest(refs.value, (ref) => keyBytesOf(ref.kind, { data }, ref.valuesKey));
+  const keys = await clusterDigestKeys(env.client, OPERATOR_NAMESPACE);
+  return valuesDigestOfBytes(keys.current, ns, refs.value, (ref) =>
+    keyBytesOf(ref.kind, { data }, ref.valuesKey),
+  );
 }
 
 const noRetry = (o: Observed) =>
@@ -64,7 +68,7 @@ describe('the operator with helm-controller', () => {
       'upgraded after the consumed key changed, and the request handled',
     );
     expect(upgraded.history[0]?.configDigest).not.toBe(installed.history[0]?.configDigest);
-    expect(upgraded.annotations[Annotations.valuesDigest]).toBe(digestOf(v2));
+    expect(upgraded.annotations[Annotations.valuesDigest]).toBe(await digestOf(env, ns, v2));
     const requested = upgraded.annotations[Flux.requestedAt];
     expect(requested).toBeDefined();
     expect(str(upgraded.status.lastHandledReconcileAt)).toBe(requested);
@@ -120,7 +124,7 @@ describe('the operator with helm-controller', () => {
       annotations?: Record<string, string>;
     };
     expect(meta.labels?.[Labels.managed]).toBe('true');
-    expect(meta.annotations?.[Annotations.valuesDigest]).toBe(digestOf(data));
+    expect(meta.annotations?.[Annotations.valuesDigest]).toBe(await digestOf(env, ns, data));
 
     await until(env, ns, 'app', (o) => o.ready && o.history.length === 1, 'installed');
     const quiet = await holds(env, ns, 'app', QUIET_MS, (o) =>
@@ -128,7 +132,7 @@ describe('the operator with helm-controller', () => {
         ? 'the operator triggered a release whose values did not change'
         : undefined,
     );
-    expect(quiet.annotations[Annotations.valuesDigest]).toBe(digestOf(data));
+    expect(quiet.annotations[Annotations.valuesDigest]).toBe(await digestOf(env, ns, data));
     expect(quiet.status.lastHandledReconcileAt).toBeUndefined();
     expect(await helmRevisions(env.client, ns, 'app')).toEqual([1]);
   });

@@ -322,10 +322,12 @@ describe('charts/helmrelease-autopilot', () => {
       expect(list(container(objects).ports).map((p) => p.name)).toEqual(['health', 'metrics']);
     });
 
-    it('reconciler or leader election off: no leader-election Role', async () => {
+    it('reconciler or leader election off: no leader-election Role (the digest-key Role stays)', async () => {
       for (const flags of [{ reconciler: false }, { 'leader-elect': false }] as JsonObject[]) {
         const objects = await helmTemplate({ flags });
-        expect(objects.filter((o) => o.kind === 'Role')).toEqual([]);
+        expect(objects.filter((o) => o.kind === 'Role').map((o) => o.metadata.name)).toEqual([
+          `${RELEASE}-digest-key`,
+        ]);
       }
     });
 

@@ -14,7 +14,8 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { ConfigMaps, collectionPath, HelmReleases, objectPath, Secrets } from '../../src/kube/resources.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
 import type { JsonObject } from '../../src/util/narrow.ts';
-import { keyBytesOf, valuesDigest } from '../../src/values/digest.ts';
+import { keyBytesOf, valuesDigestOfBytes } from '../../src/values/digest.ts';
+import { DIGEST_KEY_SECRET } from '../../src/values/key-secret.ts';
 import {
   adminClient,
   createNamespace,
@@ -23,6 +24,7 @@ import {
   userClient,
   userKubeconfig,
 } from '../support/cluster.ts';
+import { TEST_DIGEST_KEYS } from '../support/digest-key.ts';
 import { HelmErrors, released, stalledFailure } from '../support/flux-status.ts';
 import { type OperatorProcess, startOperator } from '../support/operator.ts';
 
@@ -30,10 +32,14 @@ const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 
 /** Digest of one ConfigMap's values.yaml as a release consuming it through valuesFrom gets it stamped. */
-function digestOf(valuesFrom: JsonObject[], data: Record<string, Record<string, string>>): string {
+function digestOf(
+  namespace: string,
+  valuesFrom: JsonObject[],
+  data: Record<string, Record<string, string>>,
+): string {
   const refs = parseValuesFrom(valuesFrom);
   if (!refs.ok) throw new Error(refs.error);
-  return valuesDigest(refs.value, (ref) =>
+  return valuesDigestOfBytes(TEST_DIGEST_KEYS.current, namespace, refs.value, (ref) =>
     keyBytesOf(ref.kind, { data: data[ref.name] ?? {} }, ref.valuesKey),
   );
 }
@@ -54,7 +60,13 @@ afterEach(async () => {
 async function fixture(): Promise<Fixture> {
   const client = await adminClient();
   cleanups.push(() => client.close());
-  return { client, ns: await createNamespace(client, 'explain') };
+  const ns = await createNamespace(client, 'explain');
+  // The namespace doubles as the operator's (its processes here run with --namespace=ns): a known key there.
+  await client.create(collectionPath(Secrets, ns), {
+    metadata: { name: DIGEST_KEY_SECRET },
+    data: { current: Buffer.from(TEST_DIGEST_KEYS.current.secret).toString('base64') },
+  });
+  return { client, ns };
 }
 
 function operator(ns: string, flags: string[]): OperatorProcess {
@@ -104,7 +116,15 @@ async function setStatus(f: Fixture, name: string, status: Record<string, unknow
 
 /** explain as the CLI runs it, with these arguments; no operator Deployment exists here. */
 async function explain(client: KubeClient, args: string[], now = Date.now): Promise<Explanation[]> {
-  const o = parseExplainArgs([...args, '--operator-deployment=']);
+  // The operator's namespace (its key Secret) is the release's here: the namespace named in the arguments.
+  const named = args.find((a) => !a.startsWith('-') && a.includes('/'))?.split('/')[0];
+  const flagged = args[args.findIndex((a) => a === '-n' || a === '--namespace') + 1];
+  const ns = named ?? (args.some((a) => a === '-n' || a === '--namespace') ? flagged : undefined);
+  const o = parseExplainArgs([
+    ...args,
+    '--operator-deployment=',
+    ...(ns ? [`--operator-namespace=${ns}`] : []),
+  ]);
   return (await runExplain(client, o, now)).explanations;
 }
 
@@ -122,7 +142,7 @@ describe('explain on a real API server', () => {
     await release(f, 'app', {
       valuesFrom: CM_VALUES,
       labels: { [Labels.managed]: 'true' },
-      annotations: { [Annotations.valuesDigest]: digestOf(CM_VALUES, v1) },
+      annotations: { [Annotations.valuesDigest]: digestOf(f.ns, CM_VALUES, v1) },
     });
     const v2 = { values: { 'values.yaml': 'greeting: two\n' } };
     await f.client.mergePatch(objectPath(ConfigMaps, f.ns, 'values'), { data: v2.values });
@@ -139,7 +159,7 @@ describe('explain on a real API server', () => {
         watchedByFlux: true,
       },
     ]);
-    expect(e.digest).toEqual({ stamped: digestOf(CM_VALUES, v1), now: digestOf(CM_VALUES, v2) });
+    expect(e.digest).toEqual({ stamped: digestOf(f.ns, CM_VALUES, v1), now: digestOf(f.ns, CM_VALUES, v2) });
     expect(e.trigger).toMatchObject({ verdict: 'due', action: 'trigger', reason: 'values-changed' });
     expect(e.trigger.writes).toEqual([Flux.requestedAt]);
     expect(e.retry).toMatchObject({ status: 'none', verdict: 'not-failed' });
@@ -153,7 +173,7 @@ describe('explain on a real API server', () => {
     await release(f, 'app', {
       valuesFrom: CM_VALUES,
       labels: { [Labels.managed]: 'true' },
-      annotations: { [Annotations.valuesDigest]: digestOf(CM_VALUES, v1) },
+      annotations: { [Annotations.valuesDigest]: digestOf(f.ns, CM_VALUES, v1) },
     });
     const flags = ['--debounce=0'];
     operator(f.ns, flags);
@@ -166,7 +186,7 @@ describe('explain on a real API server', () => {
       },
       { timeoutMs: 20_000, intervalMs: 200, what: 'the operator to trigger app' },
     );
-    expect(e.digest).toEqual({ stamped: digestOf(CM_VALUES, v2), now: digestOf(CM_VALUES, v2) });
+    expect(e.digest).toEqual({ stamped: digestOf(f.ns, CM_VALUES, v2), now: digestOf(f.ns, CM_VALUES, v2) });
     expect(e.trigger).toMatchObject({ verdict: 'not-needed', action: 'skip', reason: 'unchanged' });
     expect(e.flux.requests.requestedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(e.flux.handled.lastHandledReconcileAt).toBeUndefined();
@@ -187,7 +207,7 @@ describe('explain on a real API server', () => {
     await release(f, 'app', {
       valuesFrom: refs,
       labels: { [Labels.managed]: 'true' },
-      annotations: { [Annotations.valuesDigest]: digestOf(refs, data) },
+      annotations: { [Annotations.valuesDigest]: digestOf(f.ns, refs, data) },
     });
     const e = await explainOne(f.client, `${f.ns}/app`);
     expect(e.trigger).toEqual({ verdict: 'not-needed', action: 'skip', reason: 'unchanged' });
@@ -325,7 +345,7 @@ describe('explain on a real API server', () => {
       valuesFrom: CM_VALUES,
       labels: { [Labels.managed]: 'true' },
       annotations: {
-        [Annotations.valuesDigest]: digestOf(CM_VALUES, { values: { 'values.yaml': 'a: 0\n' } }),
+        [Annotations.valuesDigest]: digestOf(f.ns, CM_VALUES, { values: { 'values.yaml': 'a: 0\n' } }),
       },
     });
     await setStatus(
@@ -387,8 +407,8 @@ describe('explain on a real API server', () => {
     const f = await fixture();
     const data = { values: { 'values.yaml': 'a: 1\n' } };
     await configMap(f, 'values', data.values);
-    const current = { [Annotations.valuesDigest]: digestOf(CM_VALUES, data) };
-    const stale = { [Annotations.valuesDigest]: digestOf(CM_VALUES, { values: {} }) };
+    const current = { [Annotations.valuesDigest]: digestOf(f.ns, CM_VALUES, data) };
+    const stale = { [Annotations.valuesDigest]: digestOf(f.ns, CM_VALUES, { values: {} }) };
     const managed = { [Labels.managed]: 'true' };
     await release(f, 'quiet', { valuesFrom: CM_VALUES, labels: managed, annotations: current });
     await release(f, 'changed', { valuesFrom: CM_VALUES, labels: managed, annotations: stale });
@@ -402,7 +422,13 @@ describe('explain on a real API server', () => {
         HelmErrors.legacyTimeout,
       ),
     );
-    const o = parseExplainArgs(['--all', '-n', f.ns, '--operator-deployment=']);
+    const o = parseExplainArgs([
+      '--all',
+      '-n',
+      f.ns,
+      '--operator-deployment=',
+      `--operator-namespace=${f.ns}`,
+    ]);
     const text = (await runExplain(f.client, o)).output;
     const lines = text.trim().split('\n');
     expect(lines[0]).toMatch(/^NAMESPACE\s+NAME\s+TRIGGER\s+RETRY\s+NEXT RETRY\s+WHY$/);

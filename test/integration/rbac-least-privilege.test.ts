@@ -28,6 +28,7 @@ import {
 } from '../../src/kube/resources.ts';
 import { Annotations, Flux } from '../../src/names.ts';
 import { array, isObject, type JsonObject, str } from '../../src/util/narrow.ts';
+import { DIGEST_KEY_SECRET, parseDigestKeySecret } from '../../src/values/key-secret.ts';
 import { createSelfSigned, writeCertDir } from '../../webhook/selfsigned.ts';
 import { createNamespace, eventually, loadKubeConfig } from '../support/cluster.ts';
 import { helmReleaseObject } from '../support/flux-status.ts';
@@ -65,6 +66,17 @@ const NEEDED: Grant[] = [
     scope: 'own-namespace',
     names: ['helmrelease-autopilot'],
   },
+  // src/values/key-secret.ts: the digest key Secret, created by the first replica (create cannot be limited
+  // by name) and read back by name when it exists (409). webhook/selfsigned.ts creates the CA Secret with the
+  // same grant (and reads it with the cluster-wide get above).
+  { group: '', resource: 'secrets', verbs: ['create'], scope: 'own-namespace' },
+  {
+    group: '',
+    resource: 'secrets',
+    verbs: ['get'],
+    scope: 'own-namespace',
+    names: [DIGEST_KEY_SECRET],
+  },
   // webhook/cabundle.ts, webhook/selfsigned.ts: our own webhook configuration, watched by name (a list/watch
   // with fieldSelector metadata.name is authorized by resourceNames) and its caBundle patched; the CA Secret.
   {
@@ -75,7 +87,6 @@ const NEEDED: Grant[] = [
     names: ['helmrelease-autopilot'],
     selfSigned: true,
   },
-  { group: '', resource: 'secrets', verbs: ['create'], scope: 'own-namespace', selfSigned: true },
 ];
 
 const RBAC_KINDS = new Set(['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
@@ -278,6 +289,9 @@ describe('least privilege: the operator as its ServiceAccount, with RBAC rendere
         what: 'the values digest stamped by the operator',
         timeoutMs: 20_000,
       });
+      // The digest key: created by the operator (create), in the v2 digest it stamped (its key id).
+      const keys = parseDigestKeySecret(await admin.get(objectPath(Secrets, ns, DIGEST_KEY_SECRET)));
+      expect(digest).toMatch(new RegExp(`^hmac-sha256:v2:${keys.current.id}:[0-9a-f]{64}$`));
       await admin.mergePatch(objectPath(Secrets, apps, 'secret-values'), {
         stringData: { 'values.yaml': 'password: two\n' },
       });
@@ -345,9 +359,23 @@ describe('least privilege: the operator as its ServiceAccount, with RBAC rendere
       ['patch a Secret', (c) => c.mergePatch(objectPath(Secrets, apps, 'secret-values'), { data: {} })],
       ['delete a Secret', (c) => c.delete(objectPath(Secrets, apps, 'secret-values'))],
       [
-        'create a Secret in its own namespace (only self-signed mode does)',
-        (c) => c.create(collectionPath(Secrets, ns), { metadata: { name: other } }),
+        'create a Secret in another namespace',
+        (c) => c.create(collectionPath(Secrets, apps), { metadata: { name: other } }),
       ],
+      [
+        'update its digest key Secret',
+        (c) =>
+          c.request({
+            method: 'PUT',
+            path: objectPath(Secrets, ns, DIGEST_KEY_SECRET),
+            body: { metadata: { name: DIGEST_KEY_SECRET }, data: {} },
+          }),
+      ],
+      [
+        'patch its digest key Secret',
+        (c) => c.mergePatch(objectPath(Secrets, ns, DIGEST_KEY_SECRET), { data: { current: 'AAAA' } }),
+      ],
+      ['delete its digest key Secret', (c) => c.delete(objectPath(Secrets, ns, DIGEST_KEY_SECRET))],
       ['patch an Event', (c) => c.mergePatch(objectPath(Events, apps, 'any'), { note: 'x' })],
       [
         'create a core/v1 Event',
@@ -402,6 +430,10 @@ describe('least privilege: the operator as its ServiceAccount, with RBAC rendere
       const run = await runOperator(selfSigned, log);
       roles = run.roles;
       expect(run.config['tls-mode']).toBe('self-signed');
+      // The digest key Secret exists since the first run: create answers 409 and it is read back by name.
+      await eventually(() => run.roles.checks.find((c) => c.name === 'digest-key')?.ready(), {
+        what: 'the existing digest key loaded',
+      });
       const caSecret = await eventually(
         async () =>
           obj(obj(await admin.get(objectPath(Secrets, ns, 'helmrelease-autopilot-webhook-ca'))).data),

@@ -17,6 +17,7 @@ import { episodeFingerprint } from '../../src/retry/state.ts';
 import { isObject } from '../../src/util/narrow.ts';
 import { FakeClock } from '../support/clock.ts';
 import { adminClient, createNamespace, eventually, operatorClient } from '../support/cluster.ts';
+import { testDigestKeys } from '../support/digest-key.ts';
 import {
   HelmErrors,
   helmReleaseObject,
@@ -55,7 +56,12 @@ class Harness {
   async start(registry = new Registry(), metrics?: RetryMetrics): Promise<Operator> {
     // The replica acts as the operator's ServiceAccount (manifests/base's RBAC); the test as admin.
     const client = await operatorClient();
-    const caches = createCaches({ client, logger: testLogger(), namespaces: [this.ns] });
+    const caches = createCaches({
+      client,
+      logger: testLogger(),
+      namespaces: [this.ns],
+      digestKeys: testDigestKeys,
+    });
     caches.start();
     await caches.waitForSync();
     const controller = startRetryController({

@@ -20,6 +20,8 @@ import {
 import { Flux } from '../../src/names.ts';
 import { array, isObject, str, stringMap } from '../../src/util/narrow.ts';
 import { sleep } from '../../src/util/sleep.ts';
+import type { DigestKeys } from '../../src/values/digest.ts';
+import { testDigestKeys } from '../support/digest-key.ts';
 import { testLogger } from '../support/log.ts';
 
 export const baseConfig: TriggerConfig = {
@@ -44,10 +46,12 @@ export async function startOperator(
   client: KubeClient,
   namespaces: string[],
   config: Partial<TriggerConfig> = {},
+  digestKeys: () => DigestKeys = testDigestKeys,
 ): Promise<Operator> {
   const caches = createCaches({
     client,
     logger: testLogger(),
+    digestKeys,
     namespaces,
     compatLinks: config['compat-trigger-operator'] ?? false,
   });

@@ -6,7 +6,9 @@ import { type CachesOptions, createCaches, type OperatorCaches } from '../../src
 import type { KubeClient } from '../../src/kube/client.ts';
 import { ConfigMaps, collectionPath, objectPath, Secrets } from '../../src/kube/resources.ts';
 import { Annotations } from '../../src/names.ts';
+import { keyBytesOf, valuesDigestOfBytes } from '../../src/values/digest.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
+import { TEST_DIGEST_KEYS, testDigestKeys } from '../support/digest-key.ts';
 import { testLogger } from '../support/log.ts';
 
 const ref = (kind: 'ConfigMap' | 'Secret', name: string, valuesKey = 'values.yaml'): ValuesReference => ({
@@ -16,7 +18,15 @@ const ref = (kind: 'ConfigMap' | 'Secret', name: string, valuesKey = 'values.yam
   targetPath: '',
   optional: false,
 });
-const text = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b).toString('utf8'));
+/** The digest of refs over these objects ("Kind/name" -> data), as the store must answer it. */
+const expected = (ns: string, refs: ValuesReference[], objects: Record<string, Record<string, string>>) =>
+  valuesDigestOfBytes(TEST_DIGEST_KEYS.current, ns, refs, (r) =>
+    keyBytesOf(
+      r.kind,
+      objects[`${r.kind}/${r.name}`] ? { data: objects[`${r.kind}/${r.name}`] } : undefined,
+      r.valuesKey,
+    ),
+  );
 
 const started: OperatorCaches[] = [];
 const clients: KubeClient[] = [];
@@ -31,8 +41,8 @@ async function newClient(): Promise<KubeClient> {
   return c;
 }
 
-async function startCaches(o: Omit<CachesOptions, 'logger'>): Promise<OperatorCaches> {
-  const caches = createCaches({ ...o, logger: testLogger() });
+async function startCaches(o: Omit<CachesOptions, 'logger' | 'digestKeys'>): Promise<OperatorCaches> {
+  const caches = createCaches({ ...o, logger: testLogger(), digestKeys: testDigestKeys });
   started.push(caches);
   caches.start();
   await caches.waitForSync();
@@ -57,9 +67,10 @@ describe('shared caches and values store', () => {
     expect(cm?.value).toEqual({ links: { [Annotations.linkReleases]: 'a, b' } });
     expect(caches.secrets.get(ns, 'big')?.value).toEqual({ links: {} });
 
-    const bytes = await caches.values.resolve(ns, [ref('ConfigMap', 'cm'), ref('Secret', 'absent')]);
-    expect(text(bytes(ref('ConfigMap', 'cm')))).toBe('a: 1');
-    expect(bytes(ref('Secret', 'absent'))).toBeNull();
+    const refs = [ref('ConfigMap', 'cm'), ref('Secret', 'absent')];
+    expect(await caches.values.valuesDigest(ns, refs)).toBe(
+      expected(ns, refs, { 'ConfigMap/cm': { 'values.yaml': 'a: 1', other: 'o' } }),
+    );
     expect(caches.values.stats.fetches).toBe(1);
     expect(caches.values.size).toBe(1);
   });
@@ -72,15 +83,15 @@ describe('shared caches and values store', () => {
       data: { 'values.yaml': 'a: 1' },
     });
     const caches = await startCaches({ client, namespaces: [ns] });
-    await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]);
+    const refs = [ref('ConfigMap', 'cm')];
+    await caches.values.valuesDigest(ns, refs);
     await client.mergePatch(objectPath(ConfigMaps, ns, 'cm'), { data: { 'values.yaml': 'a: 2' } });
-    await eventually(
-      async () =>
-        text((await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]))(ref('ConfigMap', 'cm'))) === 'a: 2',
-      { what: 'the new value' },
-    );
+    const now = expected(ns, refs, { 'ConfigMap/cm': { 'values.yaml': 'a: 2' } });
+    await eventually(async () => (await caches.values.valuesDigest(ns, refs)) === now, {
+      what: 'the digest of the new value',
+    });
     const fetches = caches.values.stats.fetches;
-    await caches.values.resolve(ns, [ref('ConfigMap', 'cm')]);
+    await caches.values.valuesDigest(ns, refs);
     expect(caches.values.stats.fetches).toBe(fetches);
   });
 
@@ -105,8 +116,18 @@ describe('shared caches and values store', () => {
     const kept = await caches.values.prefetch('Secret', ns, wanted, 'owner!=helm');
     expect(kept).toBe(30); // the Helm release Secret is not listed
     const refs = Array.from({ length: 30 }, (_, i) => ref('Secret', `s-${i}`));
-    const bytes = await caches.values.resolve(ns, refs);
-    expect(text(bytes(ref('Secret', 's-7')))).toBe('n: 7');
+    expect(await caches.values.valuesDigest(ns, refs)).toBe(
+      expected(
+        ns,
+        refs,
+        Object.fromEntries(
+          Array.from({ length: 30 }, (_, i) => [
+            `Secret/s-${i}`,
+            { 'values.yaml': Buffer.from(`n: ${i}`).toString('base64') },
+          ]),
+        ),
+      ),
+    );
     expect(caches.values.stats.fetches).toBe(0);
   });
 });

@@ -26,6 +26,7 @@ import { createCA, issueCertificate, type KeyPair } from '../../src/tls/certs.ts
 import type { JsonObject } from '../../src/util/narrow.ts';
 import { startWebhookServer, type WebhookServer } from '../../webhook/server.ts';
 import { eventually, loadKubeConfig } from '../support/cluster.ts';
+import { testDigestKeys } from '../support/digest-key.ts';
 import { testLogger } from '../support/log.ts';
 import { type PostOutcome, postOverTLS } from '../support/tls-client.ts';
 import { admissionReview, helmRelease, writeAtomicWriterLayout } from '../support/webhook.ts';
@@ -121,7 +122,7 @@ describe('--webhook-client-ca with a real API server that authenticates to webho
       },
     });
     admin = await KubeClient.create(loadKubeConfig(cp.kubeconfigPath));
-    caches = createCaches({ client: admin, logger: testLogger() });
+    caches = createCaches({ client: admin, logger: testLogger(), digestKeys: testDigestKeys });
     caches.start();
     await caches.waitForSync();
     await startWebhook('open');
@@ -157,7 +158,7 @@ describe('--webhook-client-ca with a real API server that authenticates to webho
       helmRelease('app', [{ kind: 'ConfigMap', name: 'values', optional: true }]),
     );
     expect(labelsOf(created)[Labels.managed]).toBe('true');
-    expect(annotationsOf(created)[Annotations.valuesDigest]).toMatch(/^sha256:/);
+    expect(annotationsOf(created)[Annotations.valuesDigest]).toMatch(/^hmac-sha256:v2:/);
     // Every handshake of the API server succeeded.
     expect(await handshakeErrors('guarded')).toBe(0);
   });
@@ -201,7 +202,7 @@ describe('--webhook-client-ca with a real API server that authenticates to webho
       if (!('status' in o)) return undefined;
       const response = (JSON.parse(o.body) as { response?: { patch?: string } }).response;
       const patch = response?.patch ? Buffer.from(response.patch, 'base64').toString() : '';
-      return /sha256:[0-9a-f]+/.exec(patch)?.[0];
+      return /hmac-sha256:v2:[0-9a-f]{8}:[0-9a-f]{64}/.exec(patch)?.[0];
     };
     const clusterUser: KeyPair = issueCertificate(cp.ca, {
       commonName: 'tenant',
@@ -231,8 +232,31 @@ describe('--webhook-client-ca with a real API server that authenticates to webho
         `with it: no certificate -> ${JSON.stringify(after.none)}, another CA -> ${JSON.stringify(after.otherCA)}, ` +
         `a cluster user's certificate -> ${JSON.stringify(after.clusterCA)}`,
     );
-    expect(digestIn(before)).toMatch(/^sha256:/);
+    expect(digestIn(before)).toMatch(/^hmac-sha256:v2:/);
     for (const outcome of Object.values(after)) expect(outcome).toHaveProperty('refused');
     expect(await handshakeErrors('guarded')).toBe(refusedBefore + 3);
+
+    // Where the port is open anyway, the answer confirms nothing: the digest is keyed and bound to the
+    // namespace, so the attacker's own Secret with the same name, key and (guessed, here right) value
+    // gets another digest, and the attacker cannot compute the victim's without the cluster's key.
+    const attacker = await namespace('attacker');
+    await admin.create(collectionPath(Secrets, attacker), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'db' },
+      stringData: { 'values.yaml': 'password: hunter2\n' },
+    });
+    const own = admissionReview(
+      'forged-2',
+      helmRelease('oracle', [{ kind: 'Secret', name: 'db' }]) as JsonObject,
+      { namespace: attacker },
+    );
+    const ownDigest = await eventually(async () => digestIn(await postOverTLS(ports.open, own, { ca })), {
+      what: "the open webhook's digest of the attacker's own Secret",
+    });
+    console.log(
+      `same Secret name, key and value: victim's digest ${digestIn(before)}, attacker's own ${ownDigest}`,
+    );
+    expect(ownDigest).not.toBe(digestIn(before));
   });
 });

@@ -21,10 +21,11 @@ import {
 import { Labels, PREFIX } from '../../src/names.ts';
 import { createCA, issueCertificate, type KeyPair } from '../../src/tls/certs.ts';
 import { isObject, type Json, type JsonObject } from '../../src/util/narrow.ts';
-import { keyBytesOf, valuesDigest } from '../../src/values/digest.ts';
+import { type DigestKeys, keyBytesOf, valuesDigestOfBytes } from '../../src/values/digest.ts';
 import type { ValuesLookup } from '../../src/values/lookup.ts';
 import { startWebhookServer, type WebhookConfig, type WebhookServer } from '../../webhook/server.ts';
 import { adminClient, eventually } from '../support/cluster.ts';
+import { TEST_DIGEST_KEYS, testDigestKeys } from '../support/digest-key.ts';
 import { testLogger } from '../support/log.ts';
 import { helmRelease, writeAtomicWriterLayout } from '../support/webhook.ts';
 import { loopbackRegistration } from '../support/webhook-registration.ts';
@@ -57,7 +58,11 @@ const serving = (ca: KeyPair) =>
   issueCertificate(ca, { commonName: 'webhook', hosts: ['127.0.0.1'], usage: 'server' });
 
 export async function startWebhookFixture(
-  o: { lookup?: ValuesLookup; config?: Partial<WebhookConfig> } = {},
+  o: {
+    lookup?: ValuesLookup;
+    config?: Partial<WebhookConfig>;
+    digestKeys?: () => DigestKeys | undefined;
+  } = {},
 ): Promise<WebhookFixture> {
   const client = await adminClient();
   const id = randomBytes(4).toString('hex');
@@ -69,7 +74,7 @@ export async function startWebhookFixture(
     return pair;
   };
   rotate();
-  const caches = createCaches({ client, logger: testLogger() });
+  const caches = createCaches({ client, logger: testLogger(), digestKeys: o.digestKeys ?? testDigestKeys });
   caches.start();
   await caches.waitForSync();
   const registry = new Registry();
@@ -214,12 +219,13 @@ export async function createConfigMap(
 
 /** The digest the webhook should record for `valuesFrom` over these ConfigMaps (name -> data). */
 export function expectedDigest(
+  namespace: string,
   valuesFrom: Json[],
   configMaps: Record<string, Record<string, string>>,
 ): string {
   const refs = parseValuesFrom(valuesFrom);
   if (!refs.ok) throw new Error(refs.error);
-  return valuesDigest(refs.value, (ref) =>
+  return valuesDigestOfBytes(TEST_DIGEST_KEYS.current, namespace, refs.value, (ref) =>
     keyBytesOf(ref.kind, configMaps[ref.name] ? { data: configMaps[ref.name] } : undefined, ref.valuesKey),
   );
 }

@@ -55,7 +55,7 @@ const get = (ns: string, name: string) => f.client.get(objectPath(HelmReleases, 
 describe('admission webhook on a real API server', () => {
   it('create and server-side apply get the managed label and the digest of the consumed keys', async () => {
     const ns = await namespaceWithValues();
-    const want = expectedDigest(VALUES_FROM, { values: DATA });
+    const want = expectedDigest(ns, VALUES_FROM, { values: DATA });
     const created = await f.client.create(
       collectionPath(HelmReleases, ns),
       helmRelease('created', VALUES_FROM),
@@ -74,7 +74,7 @@ describe('admission webhook on a real API server', () => {
     const dry = await f.client.create(collectionPath(HelmReleases, ns), helmRelease('dry', VALUES_FROM), {
       dryRun: 'All',
     });
-    expect(annotationsOf(dry)[DIGEST]).toBe(expectedDigest(VALUES_FROM, { values: DATA }));
+    expect(annotationsOf(dry)[DIGEST]).toBe(expectedDigest(ns, VALUES_FROM, { values: DATA }));
     const dryApply = await apply(f.client, ns, helmRelease('dry', VALUES_FROM), 'flux', { dryRun: 'All' });
     expect(labelsOf(dryApply)[Labels.managed]).toBe('true');
     await expect(get(ns, 'dry')).rejects.toSatisfy((e) => e instanceof ApiError && e.status === 404);
@@ -84,12 +84,12 @@ describe('admission webhook on a real API server', () => {
     const ns = await namespaceWithValues();
     const manifest = helmRelease('app', VALUES_FROM, { labels: { team: 'a' } });
     const first = annotationsOf(await apply(f.client, ns, manifest, 'gitops'))[DIGEST];
-    expect(first).toBe(expectedDigest(VALUES_FROM, { values: DATA }));
+    expect(first).toBe(expectedDigest(ns, VALUES_FROM, { values: DATA }));
 
     // The data changes; the trigger (not admission) owns noticing that, so the recorded digest must stay.
     const changed = { ...DATA, 'values.yaml': 'replicas: 3\n' };
     await f.client.mergePatch(objectPath(ConfigMaps, ns, 'values'), { data: changed });
-    const changedDigest = expectedDigest(VALUES_FROM, { values: changed });
+    const changedDigest = expectedDigest(ns, VALUES_FROM, { values: changed });
     await eventually(
       async () => {
         const dry = await f.client.create(

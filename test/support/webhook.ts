@@ -4,18 +4,20 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, wr
 import { basename, join } from 'node:path';
 import type { ValuesReference } from '../../src/flux/helmrelease.ts';
 import type { Json, JsonObject } from '../../src/util/narrow.ts';
-import { type KeyBytes, keyBytesOf } from '../../src/values/digest.ts';
+import { keyBytesOf, valuesDigestOfBytes } from '../../src/values/digest.ts';
 import type { ValuesLookup } from '../../src/values/lookup.ts';
+import { TEST_DIGEST_KEYS } from './digest-key.ts';
 
 type Data = { data?: Record<string, string>; binaryData?: Record<string, string> };
 
-/** A ValuesLookup over a fixed map of "Kind/namespace/name" to object data. */
+/** A ValuesLookup over a fixed map of "Kind/namespace/name" to object data, digested under the test key. */
 export function memoryLookup(objects: Record<string, Data> = {}, synced = true): ValuesLookup {
   return {
     hasSynced: () => synced,
-    async resolve(namespace: string): Promise<KeyBytes> {
-      return (ref: ValuesReference) =>
-        keyBytesOf(ref.kind, objects[`${ref.kind}/${namespace}/${ref.name}`], ref.valuesKey);
+    async valuesDigest(namespace: string, refs: readonly ValuesReference[]): Promise<string> {
+      return valuesDigestOfBytes(TEST_DIGEST_KEYS.current, namespace, refs, (ref) =>
+        keyBytesOf(ref.kind, objects[`${ref.kind}/${namespace}/${ref.name}`], ref.valuesKey),
+      );
     },
   };
 }

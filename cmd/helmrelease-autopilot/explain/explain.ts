@@ -22,12 +22,13 @@ import { gatherTriggerInput } from '../../../src/triggers/gather.ts';
 import { type SourceId, sourceId } from '../../../src/triggers/links.ts';
 import { errorMessage } from '../../../src/util/errors.ts';
 import { array, isObject, type JsonObject, num, str } from '../../../src/util/narrow.ts';
-import { keyBytesOf } from '../../../src/values/digest.ts';
+import { type DigestKeys, keyBytesOf } from '../../../src/values/digest.ts';
 import {
   describeSource,
   getObject,
   type LinkIndex,
   listObjects,
+  type Read,
   type SourceReads,
   snapshotReads,
 } from './reads.ts';
@@ -106,6 +107,8 @@ export interface ExplainContext {
   settings: OperatorSettings;
   sources: SourceReads;
   links: LinkIndex;
+  /** The cluster's digest keys as the user could read them, and where they live. */
+  keys: { where: string; read: Read<DigestKeys> };
   now: () => number;
   /** How many of our recent Events to show (0: do not read Events). */
   events: number;
@@ -172,7 +175,7 @@ async function gatherTrigger(ctx: ExplainContext, hr: HelmRelease): Promise<Gath
   const early = skipBeforeLookup(hr);
   if (early) return { early };
   try {
-    const reads = await snapshotReads(hr, ctx.sources, ctx.links, recordedLinks(hr));
+    const reads = await snapshotReads(hr, ctx.sources, ctx.links, recordedLinks(hr), ctx.keys);
     const input = await gatherTriggerInput(hr, reads, {
       noCrossNamespaceLinks: ctx.settings.config['no-cross-namespace-links'],
     });

@@ -6,6 +6,7 @@ import { loadKubeConfig } from '../../../src/kube/kubeconfig.ts';
 import { collectionPath, HelmReleases } from '../../../src/kube/resources.ts';
 import { errorMessage } from '../../../src/util/errors.ts';
 import { isObject, str } from '../../../src/util/narrow.ts';
+import { DIGEST_KEY_SECRET } from '../../../src/values/key-secret.ts';
 import { type ExplainContext, type Explanation, explainByName, explainRelease } from './explain.ts';
 import { readLinks } from './links.ts';
 import { listObjects, SourceReads } from './reads.ts';
@@ -160,9 +161,14 @@ export async function runExplain(
   const scope = settings.config['watch-namespace'];
   const compat = settings.config['compat-trigger-operator'];
   const sources = new SourceReads(client);
+  const keyNamespace = o.operatorNamespace;
+  const keys = {
+    where: `${keyNamespace}/${DIGEST_KEY_SECRET}`,
+    read: await sources.digestKeys(keyNamespace),
+  };
   if (o.target) {
     const links = await readLinks(client, { scope, fallbackNamespaces: [o.target.namespace], compat });
-    const ctx: ExplainContext = { client, settings, sources, links, now, events: o.events };
+    const ctx: ExplainContext = { client, settings, sources, links, keys, now, events: o.events };
     const e = await explainByName(ctx, o.target.namespace, o.target.name);
     return {
       explanations: [e],
@@ -182,7 +188,7 @@ export async function runExplain(
     ...new Set(list.value.map((r) => (isObject(r.metadata) ? (str(r.metadata.namespace) ?? '') : ''))),
   ];
   const links = await readLinks(client, { scope, fallbackNamespaces: namespaces, compat });
-  const ctx: ExplainContext = { client, settings, sources, links, now, events: 0 };
+  const ctx: ExplainContext = { client, settings, sources, links, keys, now, events: 0 };
   // A few releases at a time: their reads are GETs of the sources each consumes (shared between releases).
   const explanations: Explanation[] = [];
   for (let i = 0; i < list.value.length; i += ALL_AT_ONCE) {

@@ -9,7 +9,8 @@ import type { TriggerReads } from '../../../src/triggers/gather.ts';
 import { type SourceId, sourceId } from '../../../src/triggers/links.ts';
 import { errorMessage } from '../../../src/util/errors.ts';
 import { array, isObject, type JsonObject, str, stringMap } from '../../../src/util/narrow.ts';
-import { digestOfRelease } from '../../../src/values/lookup.ts';
+import type { DigestKeys } from '../../../src/values/digest.ts';
+import { DIGEST_KEY_SECRET, parseDigestKeySecret } from '../../../src/values/key-secret.ts';
 import { type SourceData, ValuesStore } from '../../../src/values/store.ts';
 
 /** The outcome of one read. */
@@ -102,6 +103,17 @@ export class SourceReads {
     this.client = client;
   }
 
+  /** The cluster's digest keys, from their Secret in the operator's namespace (tenants may not read it). */
+  async digestKeys(operatorNamespace: string): Promise<Read<DigestKeys>> {
+    const r = await this.read('Secret', operatorNamespace, DIGEST_KEY_SECRET);
+    if (r.state !== 'found') return r;
+    try {
+      return { state: 'found', value: parseDigestKeySecret({ data: r.value.data }) };
+    } catch (err) {
+      return { state: 'failed', message: errorMessage(err) };
+    }
+  }
+
   read(kind: ValuesSourceKind, namespace: string, name: string): Promise<Read<SourceObject>> {
     const id = sourceId(kind, namespace, name);
     let r = this.reads.get(id);
@@ -132,6 +144,7 @@ export async function snapshotReads(
   sources: SourceReads,
   links: LinkIndex,
   recorded: readonly SourceId[],
+  keys: { where: string; read: Read<DigestKeys> },
 ): Promise<TriggerReads> {
   const { namespace, name } = hr.metadata;
   const ids = new Set<SourceId>([
@@ -159,10 +172,14 @@ export async function snapshotReads(
     },
     hasSynced: () => true,
   });
-  // Keyed digests (issue 11) need the cluster key from its Secret in the operator's namespace: read it here like
-  // any source and throw Unreadable('the key Secret <ns>/<name>', read) when refused, so the digest and the
-  // trigger verdict read "cannot compute: no access to the key Secret ..." instead of a wrong digest.
+  // Digests are keyed with the cluster's key: without it there is no digest to compare, only a note.
+  const digestKeys = (): DigestKeys => {
+    if (keys.read.state === 'found') return keys.read.value;
+    if (keys.read.state === 'missing') throw new Error(`the key Secret ${keys.where} does not exist yet`);
+    throw new Unreadable(`the key Secret ${keys.where}`, keys.read);
+  };
   const store = new ValuesStore({
+    keys: digestKeys,
     sources: { ConfigMap: view('ConfigMap'), Secret: view('Secret') },
     fetch: async (kind, ns, n) => {
       const r = known(sourceId(kind, ns, n));
@@ -170,9 +187,12 @@ export async function snapshotReads(
     },
   });
   return {
-    valuesDigest: (release) => digestOfRelease(store, release),
+    valuesDigest: (release) => store.valuesDigest(release.metadata.namespace, release.valuesFrom),
+    valuesDigestAsStored: (release, stored) =>
+      store.valuesDigestAsStored(release.metadata.namespace, release.valuesFrom, stored),
     linkedSources: (ns, n) => links.linkedSources(ns, n),
     dataDigest: (kind, ns, n) => store.dataDigest(kind, ns, n),
+    dataDigestAsStored: (kind, ns, n, stored) => store.dataDigestAsStored(kind, ns, n, stored),
     exists: (id) => known(id).state === 'found',
   };
 }

@@ -1,5 +1,4 @@
 // explain's text output: one release in sections, or a table of the releases that need attention.
-import { shortDigest } from '../../../src/values/digest.ts';
 import type { Explanation } from './explain.ts';
 
 const yesNo = (v: boolean | null, yes: string, no: string) => (v === null ? '?' : v ? yes : no);
@@ -217,4 +216,11 @@ export function renderTable(all: Explanation[], now: number): string {
   ]);
   const notes = [...new Set(all.flatMap((e) => e.notes))];
   return `${[...lines, `(${rows.length} of ${all.length} releases need attention)`, ...notes.map((n) => `note: ${n}`)].join('\n')}\n`;
+}
+
+/** The end of a digest, enough to tell two apart on screen ("hmac-sha256:v2:<keyid>:<hex>" or "sha256:<hex>"). */
+function shortDigest(digest: string | undefined): string {
+  if (!digest) return '(none)';
+  const hex = digest.slice(digest.lastIndexOf(':') + 1);
+  return hex.slice(0, 12);
 }

@@ -374,11 +374,10 @@ describe('explain on a real API server', () => {
         note: `no access to Secret ${f.ns}/creds`,
       }),
     ]);
-    expect(e.digest).toEqual({ cannotCompute: `no access to Secret ${f.ns}/creds` });
-    expect(e.trigger).toEqual({
-      verdict: 'unknown',
-      reason: `cannot compute: no access to Secret ${f.ns}/creds`,
-    });
+    // Digests are keyed with the cluster's key, which a tenant may not read: no digest, and no guess.
+    const noKey = `no access to the key Secret ${f.ns}/${DIGEST_KEY_SECRET}`;
+    expect(e.digest).toEqual({ cannotCompute: noKey });
+    expect(e.trigger).toEqual({ verdict: 'unknown', reason: `cannot compute: ${noKey}` });
     expect(e.retry).toMatchObject({ status: 'pending', verdict: 'retry' });
     expect(e.flux.conditions).toHaveLength(3);
     expect(e.notes).toEqual([
@@ -391,13 +390,9 @@ describe('explain on a real API server', () => {
     expect(withDeployment?.notes[0]).toMatch(
       /^no access to Deployment helmrelease-autopilot\/helmrelease-autopilot: the operator's flags are unknown, explain assumes the defaults$/,
     );
-    // A release that consumes no Secret gets its verdict, saying what it assumes.
+    // A release that consumes no Secret still needs the key for its digest: the same honest "unknown".
     const plain = await explainOne(viewer, `${f.ns}/plain`);
-    expect(plain.trigger).toMatchObject({ verdict: 'due', reason: 'values-changed' });
-    expect(plain.trigger.assumes).toEqual([
-      'no ConfigMap in another namespace links to it (cannot list ConfigMaps in all namespaces)',
-      `no Secret links to it (cannot list Secrets in ${f.ns})`,
-    ]);
+    expect(plain.trigger).toEqual({ verdict: 'unknown', reason: `cannot compute: ${noKey}` });
     // The admin's verdict on the Secret-consuming release exists: the viewer's "unknown" hid it, it did not guess.
     const admin = await explainOne(f.client, `${f.ns}/both`);
     expect(admin.trigger).toMatchObject({ verdict: 'due', reason: 'values-changed' });
@@ -462,6 +457,7 @@ describe('explain on a real API server', () => {
         `${f.ns}/app`,
         '-o',
         'json',
+        `--operator-namespace=${f.ns}`,
         '--kubeconfig',
         userKubeconfig('system:admin-explain', ['system:masters']),
       ],
@@ -471,11 +467,15 @@ describe('explain on a real API server', () => {
     // Admitted without the webhook here: the stamp would be backfilled without a reconcile.
     expect(e.trigger).toMatchObject({ verdict: 'not-needed', action: 'backfill', reason: 'stamp' });
     expect(JSON.stringify(await f.client.get(objectPath(HelmReleases, f.ns, 'app')))).toBe(before);
-    const text = await run('npx', ['helmrelease-autopilot', 'explain', 'app', '-n', f.ns], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, KUBECONFIG: kubeconfigPath() },
-      timeout: 60_000,
-    });
+    const text = await run(
+      'npx',
+      ['helmrelease-autopilot', 'explain', 'app', '-n', f.ns, `--operator-namespace=${f.ns}`],
+      {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, KUBECONFIG: kubeconfigPath() },
+        timeout: 60_000,
+      },
+    );
     expect(text.stdout).toContain(`HelmRelease ${f.ns}/app`);
     expect(text.stdout).toContain('Trigger:   NOT NEEDED — backfill: stamp');
   });

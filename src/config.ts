@@ -171,6 +171,11 @@ export const FLAGS = {
     `${E}WATCH_NAMESPACE`,
     '',
   ),
+  'watch-label-selector': string(
+    "Reconcile only the HelmReleases this label selector matches (sharding, Flux's convention: 'sharding.fluxcd.io/key in (shard1)' for a shard, '!sharding.fluxcd.io/key' for the default instance); each shard needs its own --lease-name. The webhook stamps every release whatever its shard.",
+    `${E}WATCH_LABEL_SELECTOR`,
+    '',
+  ),
   // roles
   webhook: bool('Serve the mutating admission webhook.', `${E}WEBHOOK`, true),
   reconciler: bool(
@@ -222,7 +227,7 @@ export const FLAGS = {
     true,
   ),
   'lease-name': string(
-    'Name of the leader-election Lease in --namespace.',
+    'Name of the leader-election Lease in --namespace; must be given, one per shard, with --watch-label-selector.',
     `${E}LEASE_NAME`,
     'helmrelease-autopilot',
   ),
@@ -391,6 +396,7 @@ export function parseConfig(
     fromArgs.set(name, [...(fromArgs.get(name) ?? []), value]);
   }
   const config: Record<string, unknown> = {};
+  const given = (name: FlagName) => fromArgs.has(name) || Boolean(env[FLAGS[name].env]);
   for (const [name, spec] of Object.entries(specs)) {
     const given = fromArgs.get(name);
     if (given && spec.type === 'list') config[name] = given.flatMap((v) => spec.parse(v, name) as string[]);
@@ -400,7 +406,14 @@ export function parseConfig(
     else config[name] = spec.default;
   }
   config.namespace ||= sources.inClusterNamespace?.() || DEFAULT_NAMESPACE;
-  return validate(config as FlagValues);
+  const c = config as FlagValues;
+  // Two shards on one Lease would take turns instead of running side by side: say so at start.
+  if (c['watch-label-selector'] !== '' && c.reconciler && c['leader-elect'] && !given('lease-name')) {
+    throw new ConfigError(
+      '--watch-label-selector needs --lease-name: every shard holds a Lease of its own (and the leader-election Role must grant it)',
+    );
+  }
+  return validate(c);
 }
 
 function parseEnv(spec: FlagSpec<unknown>, name: string, raw: string): unknown {

@@ -294,6 +294,39 @@ describe('WorkQueue priorities: a change now goes ahead of the start-up pass, wh
     expect(ran.length).toBe(100);
   });
 
+  it('lets I/O in between keys: a change seen during a pass of cache-only reconciles is served early', async () => {
+    const ran: string[] = [];
+    // Handlers that finish without I/O (microtasks only), like a pass over releases whose values are cached.
+    const q = new WorkQueue(async (key) => void ran.push(key), { concurrency: 4, debounceMs: 0 });
+    for (let i = 0; i < 2000; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.start();
+    setImmediate(() => q.add('change')); // a watch event, delivered by the event loop
+    await q.whenLowDone();
+    await q.whenIdle();
+    expect(ran.length).toBe(2001);
+    expect(ran.indexOf('change')).toBeLessThan(100);
+    await q.stop();
+  });
+
+  it('whenLowDone resolves once every low key has run, high keys waiting or not', async () => {
+    const { q, clock, ran } = prioritized(10);
+    for (let i = 0; i < 3; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.addAfter('later', 5000);
+    let doneAt: number | undefined;
+    const start = clock.now();
+    void q.whenLowDone().then(() => {
+      doneAt = clock.now() - start;
+    });
+    expect(q.pendingLow).toBe(3);
+    q.start();
+    await clock.advance(25);
+    expect(doneAt).toBeUndefined(); // low-2 is still running
+    expect(q.pendingLow).toBe(1);
+    await clock.advance(10);
+    expect(doneAt).toBe(30);
+    expect(ran).toEqual(['low-0', 'low-1', 'low-2']);
+  });
+
   it('requeues a key at the priority it ran at', async () => {
     const clock = new FakeClock();
     const ran: string[] = [];

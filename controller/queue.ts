@@ -127,6 +127,7 @@ export class WorkQueue {
   private highStreak = 0;
   /** Keys being processed, with the priority they run at. */
   private readonly processing = new Map<string, Priority>();
+  private runningLow = 0;
   /** Keys that became due while being processed: run again when the current run ends. */
   private readonly again = new Map<string, Priority>();
   private readonly failures = new Map<string, number>();
@@ -136,6 +137,7 @@ export class WorkQueue {
   private running = false;
   private readonly inflight = new Set<Promise<void>>();
   private idleWaiters: (() => void)[] = [];
+  private lowWaiters: (() => void)[] = [];
 
   constructor(handler: Handler, options: QueueOptions) {
     this.handler = handler;
@@ -167,6 +169,11 @@ export class WorkQueue {
     return this.readyLowCount;
   }
 
+  /** Low keys not done yet: scheduled, due or running (a pass is over when this reaches 0). */
+  get pendingLow(): number {
+    return this.scheduledLow.size + this.readyLowCount + this.runningLow;
+  }
+
   get busy(): number {
     return this.processing.size;
   }
@@ -183,6 +190,12 @@ export class WorkQueue {
     this.timer = undefined;
     this.timerDue = Number.POSITIVE_INFINITY;
     await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Resolves once no low key is pending (pendingLow is 0): the start-up or resync pass is over. */
+  whenLowDone(): Promise<void> {
+    if (this.pendingLow === 0) return Promise.resolve();
+    return new Promise((resolve) => this.lowWaiters.push(resolve));
   }
 
   /** Resolves when nothing is ready or being processed (scheduled keys in the future may remain). */
@@ -297,6 +310,7 @@ export class WorkQueue {
     }
     this.arm();
     if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+    if (this.pendingLow === 0) for (const w of this.lowWaiters.splice(0)) w();
   }
 
   private arm(): void {
@@ -326,6 +340,7 @@ export class WorkQueue {
 
   private run(key: string, priority: Priority): void {
     this.processing.set(key, priority);
+    if (priority === 'low') this.runningLow++;
     const p = (async () => {
       try {
         const result = await this.handler(key);
@@ -337,6 +352,7 @@ export class WorkQueue {
         this.o.onError?.(key, err, delay);
       } finally {
         this.processing.delete(key);
+        if (priority === 'low') this.runningLow--;
         const again = this.again.get(key);
         if (again) {
           this.again.delete(key);
@@ -347,7 +363,10 @@ export class WorkQueue {
     this.inflight.add(p);
     void p.finally(() => {
       this.inflight.delete(p);
-      this.pump();
+      // Back to the event loop before the next key: a pass whose reconciles finish from the caches alone
+      // (microtasks only) would otherwise keep out watch events, the changes they bring and admission
+      // requests until its end.
+      setImmediate(() => this.pump());
     });
   }
 }

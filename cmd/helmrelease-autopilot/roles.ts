@@ -40,13 +40,18 @@ export interface Roles {
 export async function startRoles(ctx: RoleContext): Promise<Roles> {
   const { config, client, log, registry } = ctx;
   const watchNamespace = config['watch-namespace'];
+  const selector = config['watch-label-selector'];
   const caches = createCaches({
     client,
     logger: log,
     compatLinks: config['compat-trigger-operator'],
     ...(watchNamespace ? { namespace: watchNamespace } : {}),
+    ...(selector ? { releaseLabelSelector: selector } : {}),
   });
   caches.start();
+  // Warm the values store at sync on every replica: the webhook reads it, and a follower that becomes
+  // leader starts its first pass warm instead of listing then.
+  void caches.warmUp(inScopeOf(config));
   const checks: ReadinessCheck[] = [{ name: 'caches', ready: () => caches.hasSynced() }];
   const stops: (() => Promise<void>)[] = [() => caches.stop()];
 
@@ -71,7 +76,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
         },
       });
       log.info(
-        { identity, lease: `${config.namespace}/${config['lease-name']}` },
+        { identity, lease: `${config.namespace}/${config['lease-name']}`, ...(selector ? { selector } : {}) },
         'campaigning for leadership',
       );
       elector.start();
@@ -113,7 +118,7 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
   // One write budget and one event recorder for both reconcilers.
   const writeLimiter = new TokenBucket(config['write-qps'], config['write-burst']);
   const events = createEventRecorder({ client, logger: log, instance: ctx.instance });
-  const watchNamespace = config['watch-namespace'];
+  const inScope = inScopeOf(config);
   const leader = new Gauge({
     name: 'helmrelease_autopilot_leader',
     help: '1 while this replica runs the reconcilers (it holds the leader Lease, or --leader-elect=false), else 0.',
@@ -136,7 +141,7 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
           registry,
           events,
           writeLimiter,
-          ...(watchNamespace ? { inScope: (ns: string) => ns === watchNamespace } : {}),
+          ...(inScope ? { inScope } : {}),
         }),
       );
       if (config.retries) {
@@ -152,4 +157,10 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
       await Promise.all(r.map((c) => c.stop()));
     },
   };
+}
+
+/** The namespaces the reconcilers act in (and the warm-up loads for); undefined: all the caches hold. */
+function inScopeOf(config: Config): ((namespace: string) => boolean) | undefined {
+  const ns = config['watch-namespace'];
+  return ns ? (namespace) => namespace === ns : undefined;
 }

@@ -1,7 +1,7 @@
 // The operator's shared caches: one HelmRelease informer (full objects, parsed once), metadata-only
 // ConfigMap and Secret informers that keep only resourceVersion and our link annotations, and the values
-// store that fetches data on demand. The webhook, the trigger reconciler and the retry reconciler all read
-// these; none opens a watch of its own.
+// store that fetches data on demand (warmed up once at sync: warmUp). The webhook, the trigger reconciler and
+// the retry reconciler all read these; none opens a watch of its own.
 import type { Logger } from 'pino';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, CompatLinkAnnotations } from '../names.ts';
@@ -10,6 +10,7 @@ import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
 import { Informer } from './informer.ts';
 import { ConfigMaps, HelmReleases, Secrets } from './resources.ts';
+import { warmValues } from './warmup.ts';
 
 /** What is kept of a ConfigMap or Secret: only the link annotations (resourceVersion is on Cached). */
 export interface SourceMeta {
@@ -27,6 +28,12 @@ export interface OperatorCaches {
   stop(): Promise<void>;
   waitForSync(): Promise<void>;
   hasSynced(): boolean;
+  /**
+   * After sync, loads the consumed values of the cached releases in scope with a few LISTs (warmup.ts).
+   * Runs once: later calls share the first run (and its scope). Every replica calls it at sync, so a
+   * follower that becomes leader starts its first pass warm; stop() ends it between LISTs.
+   */
+  warmUp(inScope?: (namespace: string) => boolean): Promise<void>;
 }
 
 export interface CachesOptions {
@@ -34,6 +41,8 @@ export interface CachesOptions {
   logger: Logger;
   /** Watch one namespace only (tests, namespace-scoped installs); default all. */
   namespace?: string;
+  /** Cache only the HelmReleases this label selector matches (--watch-label-selector: a shard). */
+  releaseLabelSelector?: string;
   /** Also keep helmrelease-trigger-operator's link annotations (--compat-trigger-operator). */
   compatLinks?: boolean;
   /** Informer tuning (tests shorten these). */
@@ -80,6 +89,8 @@ export function createCaches(o: CachesOptions): OperatorCaches {
   const helmReleases = new Informer<HelmRelease>({
     ...common,
     resource: HelmReleases,
+    // A shard sees only its releases; sources are not labelled, so their informers see every one.
+    ...(o.releaseLabelSelector ? { labelSelector: o.releaseLabelSelector } : {}),
     transform: (raw) => {
       const parsed = parseHelmRelease(raw);
       if (parsed.ok) {
@@ -115,6 +126,11 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     });
   }
   const all = [helmReleases, configMaps, secrets];
+  const stopping = new AbortController();
+  const waitForSync = async () => {
+    await Promise.all(all.map((i) => i.waitForSync()));
+  };
+  let warm: Promise<void> | undefined;
   return {
     helmReleases,
     configMaps,
@@ -124,11 +140,26 @@ export function createCaches(o: CachesOptions): OperatorCaches {
       for (const i of all) i.start();
     },
     stop: async () => {
+      stopping.abort();
       await Promise.all(all.map((i) => i.stop()));
     },
-    waitForSync: async () => {
-      await Promise.all(all.map((i) => i.waitForSync()));
-    },
+    waitForSync,
     hasSynced: () => all.every((i) => i.hasSynced()),
+    warmUp: (inScope) => {
+      warm ??= (async () => {
+        await Promise.race([waitForSync(), aborted(stopping.signal)]);
+        if (stopping.signal.aborted) return;
+        const caches = { helmReleases, configMaps, secrets, values };
+        await warmValues(caches, { log, signal: stopping.signal, ...(inScope ? { inScope } : {}) });
+      })();
+      return warm;
+    },
   };
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }

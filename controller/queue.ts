@@ -144,6 +144,10 @@ export class WorkQueue {
     this.o = { backoff: DEFAULT_BACKOFF, lowEvery: DEFAULT_LOW_EVERY, clock: systemClock, ...options };
   }
 
+  get debounceMs(): number {
+    return this.o.debounceMs;
+  }
+
   /** A change seen now: enqueues key at high priority after the debounce window (coalescing). */
   add(key: string): void {
     this.schedule(key, this.o.clock.now() + this.o.debounceMs, 'high');

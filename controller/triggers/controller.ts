@@ -259,6 +259,7 @@ async function startAfterSync(
   await Promise.race([w.caches.waitForSync(), aborted(stopping)]);
   if (w.stopped()) return never;
   seedIndex(w);
+  const replayed = replayRecent(w);
   w.queue.start();
   const t0 = w.clock.now();
   await Promise.race([w.caches.warmUp(w.inScope), aborted(stopping)]);
@@ -270,11 +271,39 @@ async function startAfterSync(
     n++;
   }
   onSynced();
-  w.log.info({ enqueued: n, ...w.index.stats }, 'trigger controller started: every release enqueued once');
+  w.log.info(
+    { enqueued: n, replayed, ...w.index.stats },
+    'trigger controller started: every release enqueued once',
+  );
   const passDone = w.queue.whenLowDone().then(() => {
     if (!w.stopped()) w.log.info({ releases: n, ms: w.clock.now() - t0 }, 'start-up pass done');
   });
   return { passDone: Promise.race([passDone, aborted(stopping)]) };
+}
+
+/**
+ * The changes the caches saw lately (on every replica, src/kube/recent.ts) go first, each debounced from when
+ * it was seen: on a follower that took over, a change made while no one led is acted on before the pass
+ * reaches it. Returns how many releases were enqueued.
+ */
+function replayRecent(w: Wiring): number {
+  const debounce = w.queue.debounceMs;
+  let n = 0;
+  for (const ch of w.caches.recent.list()) {
+    const keys =
+      ch.kind === 'HelmRelease'
+        ? w.caches.helmReleases.get(ch.namespace, ch.name)
+          ? [releaseKey(ch.namespace, ch.name)]
+          : []
+        : w.index.releasesOf(ch.kind, ch.namespace, ch.name);
+    for (const key of keys) {
+      if (!w.inScope(parseReleaseKey(key).namespace)) continue;
+      if (ch.kind !== 'HelmRelease') w.observed.note(key, ch.at, sourceId(ch.kind, ch.namespace, ch.name));
+      w.queue.addAfter(key, ch.at + debounce - w.clock.now());
+      n++;
+    }
+  }
+  return n;
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

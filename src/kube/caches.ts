@@ -8,7 +8,8 @@ import { Annotations, CompatLinkAnnotations } from '../names.ts';
 import { isObject, stringMap } from '../util/narrow.ts';
 import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
-import { Informer } from './informer.ts';
+import { type Cached, Informer } from './informer.ts';
+import { RecentChanges } from './recent.ts';
 import { ConfigMaps, HelmReleases, Secrets } from './resources.ts';
 import { warmValues } from './warmup.ts';
 
@@ -24,6 +25,8 @@ export interface OperatorCaches {
   configMaps: Informer<SourceMeta>;
   secrets: Informer<SourceMeta>;
   values: ValuesStore;
+  /** Object events after sync, kept a minute (recent.ts): a new leader replays them before its pass. */
+  recent: RecentChanges;
   start(): void;
   stop(): Promise<void>;
   waitForSync(): Promise<void>;
@@ -125,6 +128,27 @@ export function createCaches(o: CachesOptions): OperatorCaches {
       delete: (obj) => values.invalidate(kind, obj.namespace, obj.name),
     });
   }
+  const recent = new RecentChanges();
+  // The first list is the state, not a change; a release's status (Flux reporting) is not either.
+  const noteRelease = (c: Cached<HelmRelease>) => {
+    if (helmReleases.hasSynced()) recent.note('HelmRelease', c.namespace, c.name);
+  };
+  helmReleases.on({
+    add: noteRelease,
+    update: (old, c) => {
+      if (!statusOnly(old.value, c.value)) noteRelease(c);
+    },
+    delete: noteRelease,
+  });
+  for (const [kind, informer] of [
+    ['ConfigMap', configMaps],
+    ['Secret', secrets],
+  ] as const) {
+    const note = (c: Cached<SourceMeta>) => {
+      if (informer.hasSynced()) recent.note(kind, c.namespace, c.name);
+    };
+    informer.on({ add: note, update: (_old, c) => note(c), delete: note });
+  }
   const all = [helmReleases, configMaps, secrets];
   const stopping = new AbortController();
   const waitForSync = async () => {
@@ -136,6 +160,7 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     configMaps,
     secrets,
     values,
+    recent,
     start: () => {
       for (const i of all) i.start();
     },
@@ -155,6 +180,15 @@ export function createCaches(o: CachesOptions): OperatorCaches {
       return warm;
     },
   };
+}
+
+/** Same generation, labels and annotations: only the status moved. */
+function statusOnly(a: HelmRelease, b: HelmRelease): boolean {
+  return (
+    a.metadata.generation === b.metadata.generation &&
+    JSON.stringify(a.metadata.labels) === JSON.stringify(b.metadata.labels) &&
+    JSON.stringify(a.metadata.annotations) === JSON.stringify(b.metadata.annotations)
+  );
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

@@ -3,42 +3,12 @@
 // first in the queue). A real operator process at the default flags but --debounce=0, a few thousand stamped
 // releases; the latencies are printed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHelmRelease } from '../../src/flux/helmrelease.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
-import { Informer } from '../../src/kube/informer.ts';
-import { HelmReleases } from '../../src/kube/resources.ts';
-import { Annotations, Flux } from '../../src/names.ts';
-import { appName, changeValues, createValuesReleases } from '../support/bulk.ts';
+import { appName, changeValues, createValuesReleases, stampAll, watchReleases } from '../support/bulk.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
-import { testLogger } from '../support/log.ts';
 import { startOperator, waitForLog } from '../support/operator.ts';
 
 const RELEASES = 2000;
-
-/** Every write to the namespace's releases, with when it was seen, and every requestedAt. */
-async function watchReleases(client: KubeClient, namespace: string) {
-  const writes: { name: string; at: number; requestedAt: string | undefined }[] = [];
-  const informer = new Informer({
-    client,
-    resource: HelmReleases,
-    namespace,
-    logger: testLogger(),
-    transform: (raw) => {
-      const hr = parseHelmRelease(raw);
-      return hr.ok ? hr.value.metadata.annotations : undefined;
-    },
-  });
-  informer.on({
-    update: (_old, c) =>
-      writes.push({ name: c.name, at: Date.now(), requestedAt: c.value[Flux.requestedAt] }),
-  });
-  informer.start();
-  await informer.waitForSync();
-  const stamped = () => [...informer.list()].filter((c) => c.value[Annotations.valuesDigest]).length;
-  const triggeredAt = (name: string, after: number) =>
-    writes.find((w) => w.name === name && w.requestedAt !== undefined && w.at >= after)?.at;
-  return { writes, stamped, triggeredAt, stop: () => informer.stop() };
-}
 
 describe('start-up at scale', () => {
   let client: KubeClient;
@@ -54,15 +24,7 @@ describe('start-up at scale', () => {
     const created = Date.now() - t0;
     const releases = await watchReleases(client, ns);
     try {
-      // Stamped by a first run (a generous write budget), as the webhook would have: the state of a restart.
-      const budget = ['--write-qps=2000', '--write-burst=2000', '--concurrency=16'];
-      const first = startOperator(ns, ['--debounce=0', ...budget]);
-      await eventually(() => releases.stamped() === RELEASES, {
-        what: 'every release stamped',
-        timeoutMs: 90_000,
-      });
-      first.proc.kill('SIGTERM');
-      await first.exit;
+      await stampAll(ns, releases, RELEASES);
 
       // The restart, at the default write budget (20/s, burst 40). The change is made as soon as the values
       // are warm (the pass is enqueued right then), to the release the pass reaches last (listed by name).

@@ -1,7 +1,8 @@
 // The trigger controller: informer events only enqueue release keys (debounced, coalesced); the reconciler
-// decides from the caches. After the caches sync, every release is examined once: the digests on the
-// releases are the state, so a restart with no change writes nothing and a change made while the operator
-// was down is triggered once.
+// decides from the caches. After the caches sync, every release is examined once (the start-up pass, at low
+// priority: changes seen meanwhile go first, and those the caches saw lately are replayed first): the
+// digests on the releases are the state, so a restart with no change writes nothing and a change made while
+// the operator was down is triggered once.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../src/config.ts';
@@ -171,7 +172,9 @@ function watchReleases(w: Wiring): () => void {
     add: (c) => {
       if (w.stopped()) return;
       indexRelease(c);
-      if (w.inScope(c.namespace)) enqueue(w, releaseKey(c.namespace, c.name), w.caches.helmReleases);
+      // The first list is the start-up state, examined by the start-up pass; a release added later goes first.
+      if (w.inScope(c.namespace) && w.caches.helmReleases.hasSynced())
+        w.queue.add(releaseKey(c.namespace, c.name));
     },
     update: (old, c) => {
       if (w.stopped()) return;
@@ -207,7 +210,10 @@ function watchSources(w: Wiring): (() => void)[] {
   );
 }
 
-/** A source changed: its links are re-indexed, and every release it concerns, now or before, is enqueued. */
+/**
+ * A source changed: its links are re-indexed, and every release it concerns, now or before, is enqueued. The
+ * objects of the informer's first list are the start-up state, not changes: the start-up pass examines them.
+ */
 function onSourceEvent(
   w: Wiring,
   kind: ValuesSourceKind,
@@ -218,20 +224,13 @@ function onSourceEvent(
   if (w.stopped()) return;
   const targets = deleted ? [] : linkTargets(c.namespace, c.value.links, w.compat);
   const before = w.index.setLinks(kind, c.namespace, c.name, targets);
+  if (!informer.hasSynced()) return;
   const id = sourceId(kind, c.namespace, c.name);
   for (const key of [...w.index.releasesOf(kind, c.namespace, c.name), ...before]) {
     if (!w.inScope(parseReleaseKey(key).namespace)) continue;
     w.observed.note(key, w.clock.now(), id);
-    enqueue(w, key, informer);
+    w.queue.add(key);
   }
-}
-
-/**
- * A change seen now goes first (high priority). The objects of an informer's first list are not changes but
- * the start-up state: the start-up pass examines them (low priority), once the values are warm.
- */
-function enqueue(w: Wiring, key: string, from: { hasSynced(): boolean }): void {
-  if (from.hasSynced()) w.queue.add(key);
 }
 
 /** Indexes every cached release and every source with link annotations (again after the caches sync). */

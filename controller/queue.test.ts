@@ -221,6 +221,148 @@ describe('WorkQueue requeue policy: the queue alone maps what a reconcile did to
   });
 });
 
+/** A queue (concurrency 1, no debounce) whose handler records the keys it ran, each taking `ms`. */
+function prioritized(ms = 10, lowEvery?: number) {
+  const clock = new FakeClock();
+  const ran: string[] = [];
+  const q = new WorkQueue(
+    async (key) => {
+      ran.push(key);
+      await new Promise<void>((r) => clock.setTimeout(r, ms));
+      return undefined;
+    },
+    { concurrency: 1, debounceMs: 0, clock, ...(lowEvery ? { lowEvery } : {}) },
+  );
+  return { q, clock, ran };
+}
+
+describe('WorkQueue priorities: a change now goes ahead of the start-up pass, which still progresses', () => {
+  it('serves high keys ahead of low keys due earlier', async () => {
+    const { q, clock, ran } = prioritized();
+    for (let i = 0; i < 5; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.start();
+    await clock.advance(15); // low-0 ran, low-1 is running
+    q.add('change');
+    await clock.advance(1000);
+    expect(ran).toEqual(['low-0', 'low-1', 'change', 'low-2', 'low-3', 'low-4']);
+    expect(q.depth).toBe(0);
+  });
+
+  it('serves a key pending at both priorities once, at high, at the earlier due time', async () => {
+    const clock = new FakeClock();
+    const ran: string[] = [];
+    const q = new WorkQueue(async (key) => void ran.push(`${key}@${clock.now() - start}`), {
+      concurrency: 1,
+      debounceMs: 2000,
+      clock,
+    });
+    const start = clock.now();
+    for (let i = 0; i < 3; i++) q.addAfter(`k${i}`, 0, 'low');
+    q.add('k2'); // a change to k2 while its start-up run is pending: promoted, not run twice
+    q.addAfter('k2', 0, 'low'); // and not demoted again
+    q.addAfter('later', 500, 'low');
+    q.add('later'); // high, debounced to 2000: the pending low at 500 is earlier and is promoted
+    expect(q.depth).toBe(4);
+    expect(q.depthLow).toBe(2);
+    q.start();
+    await clock.advance(5000);
+    expect(ran).toEqual(['k2@0', 'k0@0', 'k1@0', 'later@500']);
+  });
+
+  it('does not starve low keys: one low after every lowEvery highs while both wait', async () => {
+    const { q, clock, ran } = prioritized(10, 3);
+    for (let i = 0; i < 4; i++) q.addAfter(`low-${i}`, 0, 'low');
+    // A storm of changes: a new high key every 5 ms, faster than the 10 ms each run takes.
+    let n = 0;
+    const storm = () => {
+      q.add(`high-${n++}`);
+      if (n < 200) clock.setTimeout(storm, 5);
+    };
+    storm();
+    q.start();
+    await clock.advance(200 * 10 + 1000);
+    const lows = ran.flatMap((k, i) => (k.startsWith('low') ? [i] : []));
+    expect(lows).toEqual([3, 7, 11, 15]);
+    expect(ran.length).toBe(204);
+  });
+
+  it('serves low keys at full speed when no high key waits', async () => {
+    const { q, clock, ran } = prioritized(10);
+    for (let i = 0; i < 100; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.start();
+    await clock.advance(1000);
+    expect(ran.length).toBe(100);
+  });
+
+  it('lets I/O in between keys: a change seen during a pass of cache-only reconciles is served early', async () => {
+    const ran: string[] = [];
+    // Handlers that finish without I/O (microtasks only), like a pass over releases whose values are cached.
+    const q = new WorkQueue(async (key) => void ran.push(key), { concurrency: 4, debounceMs: 0 });
+    for (let i = 0; i < 2000; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.start();
+    setImmediate(() => q.add('change')); // a watch event, delivered by the event loop
+    await q.whenLowDone();
+    await q.whenIdle();
+    expect(ran.length).toBe(2001);
+    expect(ran.indexOf('change')).toBeLessThan(100);
+    await q.stop();
+  });
+
+  it('whenLowDone resolves once every low key has run, high keys waiting or not', async () => {
+    const { q, clock, ran } = prioritized(10);
+    for (let i = 0; i < 3; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.addAfter('later', 5000);
+    let doneAt: number | undefined;
+    const start = clock.now();
+    void q.whenLowDone().then(() => {
+      doneAt = clock.now() - start;
+    });
+    expect(q.pendingLow).toBe(3);
+    q.start();
+    await clock.advance(25);
+    expect(doneAt).toBeUndefined(); // low-2 is still running
+    expect(q.pendingLow).toBe(1);
+    await clock.advance(10);
+    expect(doneAt).toBe(30);
+    expect(ran).toEqual(['low-0', 'low-1', 'low-2']);
+  });
+
+  it('requeues a key at the priority it ran at', async () => {
+    const clock = new FakeClock();
+    const ran: string[] = [];
+    const results = new Map<string, ReconcileResult>([['low-a', { requeueAfterMs: 100 }]]);
+    const q = new WorkQueue(
+      async (key) => {
+        ran.push(key);
+        const r = results.get(key);
+        results.delete(key);
+        await new Promise<void>((resolve) => clock.setTimeout(resolve, 50));
+        return r;
+      },
+      { concurrency: 1, debounceMs: 0, clock },
+    );
+    q.addAfter('low-a', 0, 'low');
+    for (let i = 0; i < 3; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.start();
+    await clock.advance(120); // low-a ran (requeued for t=150), low-0 runs until 100, low-1 until 150
+    q.add('high');
+    await clock.advance(1000);
+    // At 150 low-a is due again, at low priority: 'high' (added later) goes first.
+    expect(ran).toEqual(['low-a', 'low-0', 'low-1', 'high', 'low-2', 'low-a']);
+  });
+
+  it('runs a key again at high when a change arrives while its low run is in progress', async () => {
+    const { q, clock, ran } = prioritized(10);
+    q.addAfter('k', 0, 'low');
+    for (let i = 0; i < 3; i++) q.addAfter(`low-${i}`, 0, 'low');
+    q.start();
+    await clock.advance(5); // k is running
+    q.add('k');
+    await clock.advance(1000);
+    expect(ran).toEqual(['k', 'k', 'low-0', 'low-1', 'low-2']);
+  });
+});
+
 describe('TokenBucket', () => {
   it('allows a burst, then the sustained rate', async () => {
     const clock = new FakeClock();

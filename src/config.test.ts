@@ -78,6 +78,27 @@ describe('parseConfig', () => {
     expect(() => parseConfig(argv, {})).toThrow(message);
   });
 
+  it.each<[string, string[], Record<string, string>, string | RegExp]>([
+    ['a shard with its own Lease', ['--watch-label-selector=s in (a)', '--lease-name=l-a'], {}, 'l-a'],
+    ['the Lease from the environment', ['--watch-label-selector=!s'], { AUTOPILOT_LEASE_NAME: 'l-0' }, 'l-0'],
+    [
+      'a shard without --lease-name',
+      ['--watch-label-selector=s in (a)'],
+      {},
+      /--watch-label-selector needs --lease-name/,
+    ],
+    ['no selector: the default Lease', [], {}, 'helmrelease-autopilot'],
+    [
+      'a shard without leader election needs no Lease',
+      ['--watch-label-selector=!s', '--leader-elect=false'],
+      {},
+      'helmrelease-autopilot',
+    ],
+  ])('sharding: %s', (_case, argv, env, expected) => {
+    if (typeof expected === 'string') expect(parseConfig(argv, env)['lease-name']).toBe(expected);
+    else expect(() => parseConfig(argv, env)).toThrow(expected);
+  });
+
   it('resolves the retry flags once: compiled patterns (defaults first) and the limits', () => {
     const c = parseConfig(
       ['--retry-patterns=connection reset', '--retry-base-delay=10s', '--retry-max-attempts=3'],

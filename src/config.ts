@@ -179,6 +179,11 @@ export const FLAGS = {
     `${E}EXCLUDE_NAMESPACES`,
     { commas: true },
   ),
+  'watch-label-selector': string(
+    "Reconcile only the HelmReleases this label selector matches (sharding, Flux's convention: 'sharding.fluxcd.io/key in (shard1)' for a shard, '!sharding.fluxcd.io/key' for the default instance); each shard needs its own --lease-name. The webhook stamps every release whatever its shard.",
+    `${E}WATCH_LABEL_SELECTOR`,
+    '',
+  ),
   // roles
   webhook: bool('Serve the mutating admission webhook.', `${E}WEBHOOK`, true),
   reconciler: bool(
@@ -230,7 +235,7 @@ export const FLAGS = {
     true,
   ),
   'lease-name': string(
-    'Name of the leader-election Lease in --namespace.',
+    'Name of the leader-election Lease in --namespace; must be given, one per shard, with --watch-label-selector.',
     `${E}LEASE_NAME`,
     'helmrelease-autopilot',
   ),
@@ -414,6 +419,7 @@ export function parseConfig(
     fromArgs.set(name, [...(fromArgs.get(name) ?? []), value]);
   }
   const config: Record<string, unknown> = {};
+  const given = (name: FlagName) => fromArgs.has(name) || Boolean(env[FLAGS[name].env]);
   for (const [name, spec] of Object.entries(specs)) {
     const given = fromArgs.get(name);
     if (given && spec.type === 'list') config[name] = given.flatMap((v) => spec.parse(v, name) as string[]);
@@ -430,7 +436,14 @@ export function parseConfig(
       config.namespace as string,
       config['watch-namespace'] as string[],
     );
-  return validate(config as FlagValues);
+  const c = config as FlagValues;
+  // Two shards on one Lease would take turns instead of running side by side: say so at start.
+  if (c['watch-label-selector'] !== '' && c.reconciler && c['leader-elect'] && !given('lease-name')) {
+    throw new ConfigError(
+      '--watch-label-selector needs --lease-name: every shard holds a Lease of its own (and the leader-election Role must grant it)',
+    );
+  }
+  return validate(c);
 }
 
 function parseEnv(spec: FlagSpec<unknown>, name: string, raw: string): unknown {

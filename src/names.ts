@@ -65,6 +65,8 @@ export const Flux = {
   resetAt: 'reconcile.fluxcd.io/resetAt',
   /** Label that lets helm-controller >= v1.4 watch a ConfigMap/Secret itself. */
   watchLabel: 'reconcile.fluxcd.io/watch',
+  /** Label Flux shards by (--watch-label-selector 'sharding.fluxcd.io/key in (shard1)'). */
+  shardKey: 'sharding.fluxcd.io/key',
 } as const;
 
 /** Default valuesKey of a valuesFrom entry. */

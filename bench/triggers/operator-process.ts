@@ -240,7 +240,7 @@ export class OperatorProcess {
   }
 
   /**
-   * When the first pass over every release ended: the controller's "first pass done" log line, or else
+   * When the first pass over every release ended: the controller's "start-up pass done" log line, or else
    * (code that does not log it) the trigger queue depth metric reaching 0 after "trigger controller
    * started". `after`: ignore earlier lines (a new leader's pass after a failover).
    */
@@ -251,7 +251,7 @@ export class OperatorProcess {
     const deadline = performance.now() + timeoutMs;
     const logged = (pattern: RegExp) => this.lines.find((l) => l.at >= after && pattern.test(l.msg));
     while (performance.now() < deadline && this.alive()) {
-      const done = logged(/first pass done/);
+      const done = logged(/start-up pass done/);
       if (done) return { at: done.at, signal: 'log' };
       if (
         logged(/trigger controller started/) &&
@@ -259,7 +259,7 @@ export class OperatorProcess {
       ) {
         const at = performance.now();
         await sleep(500); // the log line, when the code has it, is exact; the metric is sampled
-        const late = logged(/first pass done/);
+        const late = logged(/start-up pass done/);
         return late ? { at: late.at, signal: 'log' } : { at, signal: 'queue-depth' };
       }
       await sleep(100);

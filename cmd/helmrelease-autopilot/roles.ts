@@ -47,14 +47,19 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
   const scope = namespaceScope(config);
   const digestKeys = new DigestKeyLoader({ client, namespace: config.namespace, logger: log });
   digestKeys.start();
+  const selector = config['watch-label-selector'];
   const caches = createCaches({
     client,
     logger: log,
     digestKeys: () => digestKeys.current(),
     compatLinks: config['compat-trigger-operator'],
     namespaces: scope.watched,
+    ...(selector ? { releaseLabelSelector: selector } : {}),
   });
   caches.start();
+  // Warm the values store at sync on every replica: the webhook reads it, and a follower that becomes
+  // leader starts its first pass warm instead of listing then.
+  void caches.warmUp(scope.inScope);
   const checks: ReadinessCheck[] = [
     { name: 'digest-key', ready: () => digestKeys.loaded() },
     { name: 'caches', ready: () => caches.hasSynced() },
@@ -82,7 +87,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
         },
       });
       log.info(
-        { identity, lease: `${config.namespace}/${config['lease-name']}` },
+        { identity, lease: `${config.namespace}/${config['lease-name']}`, ...(selector ? { selector } : {}) },
         'campaigning for leadership',
       );
       elector.start();

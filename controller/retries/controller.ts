@@ -48,6 +48,7 @@ export function startRetryController(o: RetryControllerOptions): RetryController
   const clock = o.clock ?? systemClock;
   const log = o.logger.child({ component: 'retries' });
   const metrics = o.metrics ?? createRetryMetrics(o.registry);
+  let stopping = false;
   const reconciler = new RetryReconciler({
     ...o,
     clock,
@@ -55,6 +56,7 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     events: o.events ?? createEventRecorder({ client: o.client, logger: log, clock }),
     writeLimiter: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
     metrics,
+    stopped: () => stopping,
   });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: o.config.concurrency,
@@ -67,18 +69,25 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     },
   });
   const inScope = o.inScope ?? (() => true);
+  // A change seen now goes first; the objects of the cache's first list are the start-up pass (low).
   const enqueue = (obj: { namespace: string; name: string }) => {
-    if (inScope(obj.namespace)) queue.add(releaseKey(obj.namespace, obj.name));
+    if (!inScope(obj.namespace)) return;
+    const key = releaseKey(obj.namespace, obj.name);
+    if (o.caches.helmReleases.hasSynced()) queue.add(key);
+    else queue.addAfter(key, 0, 'low');
   };
   let off = () => {};
   if (o.config.retries) {
     off = o.caches.helmReleases.on({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
-    for (const obj of o.caches.helmReleases.list()) enqueue(obj);
+    // The start-up pass: behind any change seen from now on (controller/queue.ts priorities).
+    for (const obj of o.caches.helmReleases.list())
+      queue.addAfter(releaseKey(obj.namespace, obj.name), 0, 'low');
     queue.start();
   }
   return {
     whenIdle: () => queue.whenIdle(),
     async stop() {
+      stopping = true;
       off();
       await queue.stop();
       metrics.reset();

@@ -1,7 +1,8 @@
 // The retry reconciler: for a HelmRelease that failed on a transient error, ask Flux to try again — after
 // a backoff, up to a cap, with its state on the release. Reconcile by key, in three steps: gather the
 // release from the cache into one RetryInput, decide (src/retry, pure), act (at most one conditional
-// write, plus events and metrics). What to do next is the queue's: the result asks for a requeue after
+// write, plus events and metrics). Only a write waits for a write token; after the wait the release is
+// gathered and decided again. What to do next is the queue's: the result asks for a requeue after
 // the backoff; a thrown error (a 409 included) is retried with the queue's backoff.
 import type { Logger } from 'pino';
 import type { Config } from '../../src/config.ts';
@@ -24,8 +25,11 @@ export interface RetryReconcilerDeps {
   clock: Clock;
   log: Logger;
   events: EventRecorder;
+  /** Taken only before a write, never for a look that writes nothing. */
   writeLimiter: { take(): Promise<void> };
   metrics: RetryMetrics;
+  /** True once the controller is stopping: a reconcile that waited for a write token writes nothing then. */
+  stopped: () => boolean;
 }
 
 /** Our conditional write met a newer release (409): nothing was counted; the queue retries with backoff. */
@@ -56,18 +60,31 @@ export class RetryReconciler {
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    const input = this.gather(key);
-    if (!input) {
+    // Decide without a write token (most looks write nothing); a write takes one, then reads the release and
+    // decides again, so its resourceVersion precondition is fresh and a change made during the wait counts.
+    let d = this.evaluate(key);
+    if (d && writes(d.action, this.d.config['notify-only'])) {
+      await this.d.writeLimiter.take();
+      if (this.d.stopped()) return undefined;
+      d = this.evaluate(key);
+    }
+    if (!d) {
       this.d.metrics.forget(key);
       this.announced.delete(key);
       this.toldIgnored.delete(key);
       return undefined;
     }
-    await this.reportIgnored(input);
-    await this.reportProblems(input);
-    const action = decideRetry(input, this.d.config.retry.limits, this.d.clock.now());
-    this.d.metrics.track(key, gaugeState(action));
-    return this.act(input, action);
+    await this.reportIgnored(d.input);
+    await this.reportProblems(d.input);
+    this.d.metrics.track(key, gaugeState(d.action));
+    return this.act(d.input, d.action);
+  }
+
+  /** The release's input and the one action for it now; undefined when it is gone. */
+  private evaluate(key: string): { input: Gathered; action: Action } | undefined {
+    const input = this.gather(key);
+    if (!input) return undefined;
+    return { input, action: decideRetry(input, this.d.config.retry.limits, this.d.clock.now()) };
   }
 
   /** The release as the cache holds it now, classified, with its stored retry state; undefined when gone. */
@@ -183,7 +200,6 @@ export class RetryReconciler {
    */
   private async write(g: Gathered, patch: MergePatch): Promise<boolean> {
     const { namespace, name } = g.release.metadata;
-    await this.d.writeLimiter.take();
     try {
       await this.d.client.mergePatch(objectPath(HelmReleases, namespace, name), patch);
       return true;
@@ -197,6 +213,11 @@ export class RetryReconciler {
       throw err;
     }
   }
+}
+
+/** Whether acting on `a` writes to the release (with --notify-only nothing does). */
+function writes(a: Action, notifyOnly: boolean): boolean {
+  return !notifyOnly && (a.kind === 'clear' || a.kind === 'retry' || a.kind === 'exhaust');
 }
 
 /** Which gauge a decision puts the release in. */

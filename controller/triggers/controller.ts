@@ -1,7 +1,8 @@
 // The trigger controller: informer events only enqueue release keys (debounced, coalesced); the reconciler
-// decides from the caches. After the caches sync, every release is examined once: the digests on the
-// releases are the state, so a restart with no change writes nothing and a change made while the operator
-// was down is triggered once.
+// decides from the caches. After the caches sync, every release is examined once (the start-up pass, at low
+// priority: changes seen meanwhile go first, and those the caches saw lately are replayed first): the
+// digests on the releases are the state, so a restart with no change writes nothing and a change made while
+// the operator was down is triggered once.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../src/config.ts';
@@ -16,10 +17,8 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
 import type { Cached } from '../../src/kube/informer.ts';
 import type { SharedInformer } from '../../src/kube/informers.ts';
-import { skipBeforeLookup } from '../../src/triggers/decide.ts';
 import { linkTargets, sourceId } from '../../src/triggers/links.ts';
 import { tokenSource } from '../../src/triggers/token.ts';
-import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from '../../src/triggers/warmup.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { DEFAULT_BACKOFF, TokenBucket, WorkQueue } from '../queue.ts';
@@ -60,13 +59,13 @@ export interface TriggerController {
   hasSynced(): boolean;
   /** Resolves when no release is waiting or being processed. */
   whenIdle(): Promise<void>;
+  /** Resolves when the start-up pass has examined every release (or the controller stopped). */
+  whenPassDone(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** The reportingController of our events. */
 const EVENTS_CONTROLLER = 'helmrelease-autopilot.dev/triggers';
-/** LISTs the warm-up runs at once. */
-const WARMUP_LISTS_AT_ONCE = 2;
 
 /** What the event handlers, the seeding and the start-up share. */
 interface Wiring {
@@ -123,6 +122,9 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
       await started;
       await queue.whenIdle();
     },
+    whenPassDone: async () => {
+      await (await started).passDone;
+    },
     stop: async () => {
       lifecycle.abort();
       for (const off of handlers.splice(0)) off();
@@ -174,7 +176,9 @@ function watchReleases(w: Wiring): () => void {
     add: (c) => {
       if (w.stopped()) return;
       indexRelease(c);
-      if (w.inScope(c.namespace)) w.queue.add(releaseKey(c.namespace, c.name));
+      // The first list is the start-up state, examined by the start-up pass; a release added later goes first.
+      if (w.inScope(c.namespace) && w.caches.helmReleases.hasSynced())
+        w.queue.add(releaseKey(c.namespace, c.name));
     },
     update: (old, c) => {
       if (w.stopped()) return;
@@ -203,18 +207,28 @@ function sourceInformers(caches: OperatorCaches): [ValuesSourceKind, SharedInfor
 function watchSources(w: Wiring): (() => void)[] {
   return sourceInformers(w.caches).map(([kind, informer]) =>
     informer.on({
-      add: (c) => onSourceEvent(w, kind, c, false),
-      update: (_old, c) => onSourceEvent(w, kind, c, false),
-      delete: (c) => onSourceEvent(w, kind, c, true),
+      add: (c) => onSourceEvent(w, kind, informer, c, false),
+      update: (_old, c) => onSourceEvent(w, kind, informer, c, false),
+      delete: (c) => onSourceEvent(w, kind, informer, c, true),
     }),
   );
 }
 
-/** A source changed: its links are re-indexed, and every release it concerns, now or before, is enqueued. */
-function onSourceEvent(w: Wiring, kind: ValuesSourceKind, c: Cached<SourceMeta>, deleted: boolean): void {
+/**
+ * A source changed: its links are re-indexed, and every release it concerns, now or before, is enqueued. The
+ * objects of the informer's first list are the start-up state, not changes: the start-up pass examines them.
+ */
+function onSourceEvent(
+  w: Wiring,
+  kind: ValuesSourceKind,
+  informer: SharedInformer<SourceMeta>,
+  c: Cached<SourceMeta>,
+  deleted: boolean,
+): void {
   if (w.stopped()) return;
   const targets = deleted ? [] : linkTargets(c.namespace, c.value.links, w.compat);
   const before = w.index.setLinks(kind, c.namespace, c.name, targets);
+  if (!informer.hasSynced()) return;
   const id = sourceId(kind, c.namespace, c.name);
   for (const key of [...w.index.releasesOf(kind, c.namespace, c.name), ...before]) {
     if (!w.inScope(parseReleaseKey(key).namespace)) continue;
@@ -234,26 +248,65 @@ function seedIndex(w: Wiring): void {
   }
 }
 
-/** After the caches sync: seed the index, warm the values up, and enqueue every release in scope once. */
-async function startAfterSync(w: Wiring, stopping: AbortSignal, onSynced: () => void): Promise<void> {
+/**
+ * After the caches sync: seed the index and start serving changes; once the values are warm (on a follower
+ * that took over, warmed at sync, before leadership), enqueue every release in scope once, at low priority
+ * (a change seen from now on goes first). Resolves when the pass is enqueued; `passDone` when it is over.
+ */
+async function startAfterSync(
+  w: Wiring,
+  stopping: AbortSignal,
+  onSynced: () => void,
+): Promise<{ passDone: Promise<void> }> {
+  const never = { passDone: aborted(stopping) };
   await Promise.race([w.caches.waitForSync(), aborted(stopping)]);
-  if (w.stopped()) return;
+  if (w.stopped()) return never;
   seedIndex(w);
-  await warmUp(w);
-  if (w.stopped()) return;
+  const replayed = replayRecent(w);
+  w.queue.start();
+  const t0 = w.clock.now();
+  await Promise.race([w.caches.warmUp(w.inScope), aborted(stopping)]);
+  if (w.stopped()) return never;
   let n = 0;
   for (const c of w.caches.helmReleases.list()) {
     if (!w.inScope(c.namespace)) continue;
-    w.queue.addAfter(releaseKey(c.namespace, c.name), 0);
+    w.queue.addAfter(releaseKey(c.namespace, c.name), 0, 'low');
     n++;
   }
   onSynced();
-  w.queue.start();
-  w.log.info({ enqueued: n, ...w.index.stats }, 'trigger controller started: every release enqueued once');
-  const passStarted = w.clock.now();
-  void w.queue.whenIdle().then(() => {
-    if (!w.stopped()) w.log.info({ releases: n, ms: w.clock.now() - passStarted }, 'first pass done');
+  w.log.info(
+    { enqueued: n, replayed, ...w.index.stats },
+    'trigger controller started: every release enqueued once',
+  );
+  const passDone = w.queue.whenLowDone().then(() => {
+    if (!w.stopped()) w.log.info({ releases: n, ms: w.clock.now() - t0 }, 'start-up pass done');
   });
+  return { passDone: Promise.race([passDone, aborted(stopping)]) };
+}
+
+/**
+ * The changes the caches saw lately (on every replica, src/kube/recent.ts) go first, each debounced from when
+ * it was seen: on a follower that took over, a change made while no one led is acted on before the pass
+ * reaches it. Returns how many releases were enqueued.
+ */
+function replayRecent(w: Wiring): number {
+  const debounce = w.queue.debounceMs;
+  let n = 0;
+  for (const ch of w.caches.recent.list()) {
+    const keys =
+      ch.kind === 'HelmRelease'
+        ? w.caches.helmReleases.get(ch.namespace, ch.name)
+          ? [releaseKey(ch.namespace, ch.name)]
+          : []
+        : w.index.releasesOf(ch.kind, ch.namespace, ch.name);
+    for (const key of keys) {
+      if (!w.inScope(parseReleaseKey(key).namespace)) continue;
+      if (ch.kind !== 'HelmRelease') w.observed.note(key, ch.at, sourceId(ch.kind, ch.namespace, ch.name));
+      w.queue.addAfter(key, ch.at + debounce - w.clock.now());
+      n++;
+    }
+  }
+  return n;
 }
 
 function aborted(signal: AbortSignal): Promise<void> {
@@ -261,54 +314,6 @@ function aborted(signal: AbortSignal): Promise<void> {
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
-}
-
-/** Best effort: whatever a LIST does not load, the reconciles GET. The plan is pure (planWarmup). */
-async function warmUp(w: Wiring): Promise<void> {
-  const t0 = w.clock.now();
-  const listed = listedCounts(w.caches);
-  const releases = [...w.caches.helmReleases.list()]
-    .filter((c) => w.inScope(c.namespace) && !skipBeforeLookup(c.value))
-    .map((c) => c.value);
-  const groups = planWarmup(releases, (kind, ns) => listed.get(`${kind}/${ns}`) ?? 0);
-  const kept = await prefetchAll(w, groups);
-  if (groups.length > 0)
-    w.log.info({ lists: groups.length, objects: kept, ms: w.clock.now() - t0 }, 'values warmed up');
-}
-
-/** How many objects a LIST of each kind/namespace would return, Helm's release Secrets left out. */
-function listedCounts(caches: OperatorCaches): Map<string, number> {
-  const listed = new Map<string, number>();
-  for (const [kind, informer] of sourceInformers(caches)) {
-    for (const c of informer.list()) {
-      if (kind === 'Secret' && c.name.startsWith(HELM_SECRET_PREFIX)) continue;
-      const k = `${kind}/${c.namespace}`;
-      listed.set(k, (listed.get(k) ?? 0) + 1);
-    }
-  }
-  return listed;
-}
-
-/** Runs the planned LISTs, a few at a time, until done or stopped; returns how many objects were kept. */
-async function prefetchAll(w: Wiring, groups: readonly WarmupGroup[]): Promise<number> {
-  let kept = 0;
-  let next = 0;
-  const worker = async () => {
-    while (!w.stopped()) {
-      const g = groups[next++];
-      if (!g) return;
-      try {
-        kept += await w.caches.values.prefetch(g.kind, g.namespace, g.wanted, g.labelSelector);
-      } catch (err) {
-        w.log.warn(
-          { kind: g.kind, namespace: g.namespace, err: errorMessage(err) },
-          'warm-up LIST failed: GETs instead',
-        );
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(WARMUP_LISTS_AT_ONCE, groups.length) }, worker));
-  return kept;
 }
 
 /** Whether an update of a release can change what decideTrigger answers. */

@@ -1,9 +1,10 @@
 // Reconcile one release by key, in three steps: gather (re-read it from the cache, compute the digest of the
 // values it consumes and the state of every source that links to it), decide (decideTrigger, pure), act
-// (the one write or, in notify-only mode, only tell). Events and metrics describe what was done; Secret data
-// never leaves the values store, and digests appear in no event and no log line. A digest recorded in an
-// older format is checked against the data now in that format (one GET per object, once per release), so an
-// upgrade or a key rotation re-stamps releases instead of triggering them.
+// (the one write or, in notify-only mode, only tell). Only a write waits for a write token, and after the wait
+// the release is read and decided again. Events and metrics describe what was done; Secret data never leaves
+// the values store, and digests appear in no event and no log line. A digest recorded in an older format is
+// checked against the data now in that format (one GET per object, once per release), so an upgrade or a key
+// rotation re-stamps releases instead of triggering them.
 import type { Logger } from 'pino';
 import { type HelmRelease, parseReleaseKey } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
@@ -18,6 +19,7 @@ import {
   type SkipReason,
   skipBeforeLookup,
   type TriggerAction,
+  type TriggerDecision,
   type TriggerInput,
 } from '../../src/triggers/decide.ts';
 import { gatherTriggerInput, type TriggerReads } from '../../src/triggers/gather.ts';
@@ -31,12 +33,22 @@ import type { TriggerMetrics } from './metrics.ts';
 
 export interface ReconcilerDeps {
   client: KubeClient;
-  caches: Pick<OperatorCaches, 'helmReleases' | 'configMaps' | 'secrets' | 'values'>;
+  /** What it reads of the caches (src/kube/caches.ts): cached objects by name, and the values store. */
+  caches: {
+    helmReleases: Pick<OperatorCaches['helmReleases'], 'get'>;
+    configMaps: Pick<OperatorCaches['configMaps'], 'get'>;
+    secrets: Pick<OperatorCaches['secrets'], 'get'>;
+    values: Pick<
+      OperatorCaches['values'],
+      'valuesDigest' | 'valuesDigestAsStored' | 'dataDigest' | 'dataDigestAsStored'
+    >;
+  };
   index: TriggerIndex;
   events: EventRecorder;
   metrics: TriggerMetrics;
   logger: Logger;
   clock: Clock;
+  /** Taken only before a write, never for an evaluation that writes nothing. */
   writes: Pick<TokenBucket, 'take'>;
   /** True once the controller is stopping: a handler that waited for a write token writes nothing then. */
   stopped: () => boolean;
@@ -80,6 +92,11 @@ export class ObservedChanges {
 type Trigger = Extract<TriggerAction, { action: 'trigger' }>;
 type Write = Exclude<TriggerAction, { action: 'skip' }>;
 type Seen = ReturnType<ObservedChanges['take']>;
+/** One evaluation of a release: gone from the cache, skipped before any lookup, or decided. */
+type Evaluation =
+  | { kind: 'gone' }
+  | { kind: 'early'; reason: SkipReason }
+  | { kind: 'decided'; input: TriggerInput; decision: TriggerDecision };
 
 export class TriggerReconciler {
   private readonly d: ReconcilerDeps;
@@ -95,26 +112,39 @@ export class TriggerReconciler {
   async reconcile(key: string): Promise<undefined> {
     const { namespace, name } = parseReleaseKey(key);
     const log = this.d.logger.child({ namespace, name });
-    // The write token first: the release is read after any wait for it, so the patch's resourceVersion
-    // precondition is as fresh as it can be (a read before a long wait would end in a 409).
-    if (!this.d.notifyOnly) await this.d.writes.take();
-    if (this.d.stopped()) return undefined;
-    const hr = this.d.caches.helmReleases.get(namespace, name)?.value;
-    if (!hr) {
+    // Decide without a write token: most evaluations (the start-up pass, the echo of our own patch) write
+    // nothing, and must not wait for the write budget.
+    let e = await this.evaluate(namespace, name);
+    if (!this.d.notifyOnly && e.kind === 'decided' && e.decision.action.action !== 'skip') {
+      await this.d.writes.take();
+      if (this.d.stopped()) return undefined;
+      // Re-read and decide again after the wait: the patch's resourceVersion precondition is as fresh as it
+      // can be (a read before a long wait would end in a 409), and whatever changed meanwhile is acted on.
+      e = await this.evaluate(namespace, name);
+    }
+    if (e.kind === 'gone') {
       this.d.observed.take(key);
       this.announced.delete(key);
       return undefined;
     }
+    if (e.kind === 'early') return this.skipped(key, e.reason, log);
+    for (const id of e.decision.refused) this.tellRefused(e.input.hr, id, log);
+    return this.act(key, e.input, e.decision.action, log);
+  }
+
+  /** The release as the cache holds it now, and what to do with it (pure decision; lookups may GET). */
+  private async evaluate(namespace: string, name: string): Promise<Evaluation> {
+    const hr = this.d.caches.helmReleases.get(namespace, name)?.value;
+    if (!hr) return { kind: 'gone' };
     const early = skipBeforeLookup(hr);
-    if (early) return this.skipped(key, early, log);
+    if (early) return { kind: 'early', reason: early };
     const input = await this.gather(hr);
-    const { action, refused } = decideTrigger(input, {
+    const decision = decideTrigger(input, {
       force: this.d.force,
       token: this.d.nextToken(),
       ignoreReleaseForce: this.d.noReleaseForce === true,
     });
-    for (const id of refused) this.tellRefused(hr, id, log);
-    return this.act(key, input, action, log);
+    return { kind: 'decided', input, decision };
   }
 
   /** The one input of the decision; any failed lookup is a TriggerError('lookup') the queue retries. */

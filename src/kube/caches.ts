@@ -1,7 +1,7 @@
 // The operator's shared caches: one HelmRelease informer (full objects, parsed once), metadata-only
 // ConfigMap and Secret informers that keep only resourceVersion and our link annotations, and the values
-// store that fetches data on demand. The webhook, the trigger reconciler and the retry reconciler all read
-// these; none opens a watch of its own.
+// store that fetches data on demand (warmed up once at sync: warmUp). The webhook, the trigger reconciler and
+// the retry reconciler all read these; none opens a watch of its own.
 import type { Logger } from 'pino';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, CompatLinkAnnotations } from '../names.ts';
@@ -9,9 +9,11 @@ import { isObject, stringMap } from '../util/narrow.ts';
 import type { DigestKeys } from '../values/digest.ts';
 import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
-import { Informer, type InformerOptions } from './informer.ts';
+import { type Cached, Informer, type InformerOptions } from './informer.ts';
 import { informerFor, type SharedInformer } from './informers.ts';
+import { RecentChanges } from './recent.ts';
 import { ConfigMaps, HelmReleases, Secrets } from './resources.ts';
+import { warmValues } from './warmup.ts';
 
 /** What is kept of a ConfigMap or Secret: only the link annotations (resourceVersion is on Cached). */
 export interface SourceMeta {
@@ -25,10 +27,18 @@ export interface OperatorCaches {
   configMaps: SharedInformer<SourceMeta>;
   secrets: SharedInformer<SourceMeta>;
   values: ValuesStore;
+  /** Object events after sync, kept a minute (recent.ts): a new leader replays them before its pass. */
+  recent: RecentChanges;
   start(): void;
   stop(): Promise<void>;
   waitForSync(): Promise<void>;
   hasSynced(): boolean;
+  /**
+   * After sync, loads the consumed values of the cached releases in scope with a few LISTs (warmup.ts).
+   * Runs once: later calls share the first run (and its scope). Every replica calls it at sync, so a
+   * follower that becomes leader starts its first pass warm; stop() ends it between LISTs.
+   */
+  warmUp(inScope?: (namespace: string) => boolean): Promise<void>;
 }
 
 export interface CachesOptions {
@@ -38,6 +48,8 @@ export interface CachesOptions {
   digestKeys: () => DigestKeys | undefined;
   /** Watch these namespaces only, one informer each (src/scope.ts `watched`); empty or absent: all. */
   namespaces?: readonly string[];
+  /** Cache only the HelmReleases this label selector matches (--watch-label-selector: a shard). */
+  releaseLabelSelector?: string;
   /** Also keep helmrelease-trigger-operator's link annotations (--compat-trigger-operator). */
   compatLinks?: boolean;
   /** Informer tuning (tests shorten these). */
@@ -85,6 +97,8 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     informerFor(namespaces, (namespace) => new Informer<T>({ ...common, ...options, namespace }));
   const helmReleases = informer<HelmRelease>({
     resource: HelmReleases,
+    // A shard sees only its releases; sources are not labelled, so their informers see every one.
+    ...(o.releaseLabelSelector ? { labelSelector: o.releaseLabelSelector } : {}),
     transform: (raw) => {
       const parsed = parseHelmRelease(raw);
       if (parsed.ok) {
@@ -115,21 +129,72 @@ export function createCaches(o: CachesOptions): OperatorCaches {
       delete: (obj) => values.invalidate(kind, obj.namespace, obj.name),
     });
   }
+  const recent = new RecentChanges();
+  // The first list is the state, not a change; a release's status (Flux reporting) is not either.
+  const noteRelease = (c: Cached<HelmRelease>) => {
+    if (helmReleases.hasSynced()) recent.note('HelmRelease', c.namespace, c.name);
+  };
+  helmReleases.on({
+    add: noteRelease,
+    update: (old, c) => {
+      if (!statusOnly(old.value, c.value)) noteRelease(c);
+    },
+    delete: noteRelease,
+  });
+  for (const [kind, informer] of [
+    ['ConfigMap', configMaps],
+    ['Secret', secrets],
+  ] as const) {
+    const note = (c: Cached<SourceMeta>) => {
+      if (informer.hasSynced()) recent.note(kind, c.namespace, c.name);
+    };
+    informer.on({ add: note, update: (_old, c) => note(c), delete: note });
+  }
   const all = [helmReleases, configMaps, secrets];
+  const stopping = new AbortController();
+  const waitForSync = async () => {
+    await Promise.all(all.map((i) => i.waitForSync()));
+  };
+  let warm: Promise<void> | undefined;
   return {
     helmReleases,
     configMaps,
     secrets,
     values,
+    recent,
     start: () => {
       for (const i of all) i.start();
     },
     stop: async () => {
+      stopping.abort();
       await Promise.all(all.map((i) => i.stop()));
     },
-    waitForSync: async () => {
-      await Promise.all(all.map((i) => i.waitForSync()));
-    },
+    waitForSync,
     hasSynced: () => all.every((i) => i.hasSynced()),
+    warmUp: (inScope) => {
+      warm ??= (async () => {
+        await Promise.race([waitForSync(), aborted(stopping.signal)]);
+        if (stopping.signal.aborted) return;
+        const caches = { helmReleases, configMaps, secrets, values };
+        await warmValues(caches, { log, signal: stopping.signal, ...(inScope ? { inScope } : {}) });
+      })();
+      return warm;
+    },
   };
+}
+
+/** Same generation, labels and annotations: only the status moved. */
+function statusOnly(a: HelmRelease, b: HelmRelease): boolean {
+  return (
+    a.metadata.generation === b.metadata.generation &&
+    JSON.stringify(a.metadata.labels) === JSON.stringify(b.metadata.labels) &&
+    JSON.stringify(a.metadata.annotations) === JSON.stringify(b.metadata.annotations)
+  );
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }

@@ -197,10 +197,14 @@ describe('charts/helmrelease-autopilot', () => {
       }
     }
     const settable = Object.keys(FLAGS).filter((f) => !derived.includes(f));
+    /** Flags the operator accepts only with another one (a shard's selector needs its own Lease). */
+    const companions: Record<string, Record<string, Json>> = {
+      'watch-label-selector': { 'lease-name': 'helmrelease-autopilot-shard1' },
+    };
 
     it.each(settable)('flags.%s', async (name) => {
       const value = sample(name);
-      const config = configOf(await helmTemplate({ flags: { [name]: value } }));
+      const config = configOf(await helmTemplate({ flags: { [name]: value, ...companions[name] } }));
       const spec = FLAGS[name as keyof typeof FLAGS];
       const expected = Array.isArray(value) ? value : spec.parse(String(value), name);
       expect(config[name as keyof typeof config]).toEqual(expected);

@@ -76,11 +76,15 @@ describe('manifests/ on a real API server', () => {
   let admin: KubeClient;
   let discovery: Discovery;
   const rendered = new Map<string, K8sObject[]>();
+  let shards: K8sObject[] = [];
 
   beforeAll(async () => {
     const [plane] = await Promise.all([
       startControlPlane(),
       ...INSTALLS.map(async (i) => rendered.set(i.name, await render(i.dir, i.components))),
+      render('examples/shards').then((o) => {
+        shards = o;
+      }),
     ]);
     cp = plane;
     await installCRDs(cp.kubeconfigPath, await thirdPartyCRDs());
@@ -112,6 +116,60 @@ describe('manifests/ on a real API server', () => {
       expect(() => find(objects, 'PrometheusRule')).not.toThrow();
     if (name.includes('NetworkPolicy') || name.includes('every component'))
       expect(() => find(objects, 'NetworkPolicy')).not.toThrow();
+  });
+
+  it('examples/shards: applies; each instance its own selector and granted Lease; pods of one Deployment only; one webhook', async () => {
+    for (const o of shards) await apply(admin, discovery, o, { dryRun: true });
+    const ns = find(shards, 'Namespace').metadata.name;
+    const deployments = shards.filter((o) => o.kind === 'Deployment');
+    const instances = deployments.map((d) => {
+      const template = obj(obj(d.spec).template);
+      const c = list(obj(template.spec).containers)[0] as JsonObject;
+      const config = parseConfig(array(c.args).map(String), { AUTOPILOT_NAMESPACE: ns });
+      return {
+        name: d.metadata.name,
+        selector: obj(obj(obj(d.spec).selector).matchLabels),
+        labels: obj(obj(template.metadata).labels),
+        config,
+      };
+    });
+    expect(
+      instances.map((i) => [
+        i.name,
+        i.config['watch-label-selector'],
+        i.config['lease-name'],
+        i.config.webhook,
+      ]),
+    ).toEqual([
+      ['helmrelease-autopilot', '!sharding.fluxcd.io/key', 'helmrelease-autopilot', true],
+      [
+        'helmrelease-autopilot-shard1',
+        'sharding.fluxcd.io/key in (shard1)',
+        'helmrelease-autopilot-shard1',
+        false,
+      ],
+      [
+        'helmrelease-autopilot-shard2',
+        'sharding.fluxcd.io/key in (shard2)',
+        'helmrelease-autopilot-shard2',
+        false,
+      ],
+    ]);
+    const matches = (selector: JsonObject, labels: JsonObject) =>
+      Object.entries(selector).every(([k, v]) => labels[k] === v);
+    for (const a of instances) for (const b of instances) expect(matches(a.selector, b.labels)).toBe(a === b);
+    // The leader-election Role grants every instance's Lease.
+    const role = find(shards, 'Role', 'helmrelease-autopilot-leader-election');
+    const names = list(role.rules).flatMap((r) => array(r.resourceNames).map(String));
+    expect(names.sort()).toEqual(instances.map((i) => i.config['lease-name']).sort());
+    // The webhook Service reaches only pods that serve it; the metrics Service every pod.
+    const webhookSelector = obj(obj(find(shards, 'Service', 'helmrelease-autopilot-webhook').spec).selector);
+    const metricsSelector = obj(obj(find(shards, 'Service', 'helmrelease-autopilot-metrics').spec).selector);
+    for (const i of instances) {
+      expect(matches(webhookSelector, i.labels)).toBe(i.config.webhook);
+      expect(matches(metricsSelector, i.labels)).toBe(true);
+    }
+    expect(shards.filter((o) => o.kind === 'MutatingWebhookConfiguration')).toHaveLength(1);
   });
 
   it.each(INSTALLS.filter((i) => i.name.includes('NetworkPolicy')))(

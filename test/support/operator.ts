@@ -13,6 +13,35 @@ export interface OperatorProcess {
   exit: Promise<number | null>;
 }
 
+/** A log line of the operator (pino JSON): msg, time (epoch ms), and its fields. */
+export type LogLine = { msg: string; time: number } & Record<string, unknown>;
+
+/** The log lines printed so far, parsed (lines that are not JSON are left out). */
+export function logLines(op: OperatorProcess): LogLine[] {
+  return op.out
+    .join('')
+    .split('\n')
+    .flatMap((line) => {
+      try {
+        const v = JSON.parse(line) as unknown;
+        return typeof v === 'object' && v !== null && 'msg' in v ? [v as LogLine] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Waits for the first log line whose msg starts with `msg`. */
+export async function waitForLog(op: OperatorProcess, msg: string, timeoutMs = 60_000): Promise<LogLine> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = logLines(op).find((l) => l.msg.startsWith(msg));
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error(`operator did not log "${msg}" within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export function startOperator(namespace: string, extraFlags: string[] = []): OperatorProcess {
   const out: string[] = [];
   const proc = spawn(

@@ -24,6 +24,7 @@ describe('README', () => {
     Flux.forceAt,
     Flux.resetAt,
     Flux.watchLabel,
+    Flux.shardKey,
   ];
   it.each(names)('explains %s', (name) => {
     expect(readme).toContain(`\`${name}\``);

@@ -1,0 +1,30 @@
+// A write budget for reconciler unit tests: counts take() calls and hands out a token only when told
+// (grant), so a test can change the cache while a reconcile waits for its token.
+export class FakeTokens {
+  /** take() calls so far. */
+  taken = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly auto: boolean;
+
+  /** auto: every take() is granted at once. */
+  constructor(o: { auto?: boolean } = {}) {
+    this.auto = o.auto ?? false;
+  }
+
+  take(): Promise<void> {
+    this.taken++;
+    if (this.auto) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Gives the oldest waiter its token. */
+  grant(): void {
+    const next = this.waiting.shift();
+    if (!next) throw new Error('nobody waits for a token');
+    next();
+  }
+
+  get waiters(): number {
+    return this.waiting.length;
+  }
+}

@@ -61,123 +61,125 @@ function digestLines(e: Explanation): string[] {
   return ['Values digest:', stamped, `  now      ${now}`];
 }
 
-export function renderExplanation(e: Explanation, now: number): string {
-  const out: string[] = [];
+function headerLines(e: Explanation): string[] {
   const r = e.release;
   const flags = [r.suspended ? 'suspended' : '', r.managed ? 'labelled' : 'not labelled'].filter(Boolean);
-  out.push(`HelmRelease ${r.namespace}/${r.name}  (generation ${r.generation}; ${flags.join(', ')})`);
-  out.push(
+  return [
+    `HelmRelease ${r.namespace}/${r.name}  (generation ${r.generation}; ${flags.join(', ')})`,
     `Operator:  ${e.operator.source}; acts in ${e.operator.scope}${e.operator.inScope ? '' : ' (not this release)'}`,
     `           ${e.operator.settings.join(' ')}`,
-  );
+  ];
+}
 
-  out.push('', 'Values sources (spec.valuesFrom):');
-  if (e.sources.length === 0) out.push('  none');
-  out.push(
-    ...table(
-      e.sources.map((s) => [
-        s.kind,
-        s.name,
-        `key ${s.valuesKey}${s.optional ? ' (optional)' : ''}`,
-        s.note ??
-          [
-            yesNo(s.present, 'present', 'MISSING'),
-            s.present ? yesNo(s.keyPresent, 'key present', 'KEY MISSING') : '',
-            yesNo(
-              s.watchedByFlux,
-              'watched by Flux itself (reconcile.fluxcd.io/watch=Enabled)',
-              'not watched by Flux',
-            ),
-          ]
-            .filter(Boolean)
-            .join(', '),
-      ]),
-      '  ',
+function sourceState(s: Explanation['sources'][number]): string {
+  return [
+    yesNo(s.present, 'present', 'MISSING'),
+    s.present ? yesNo(s.keyPresent, 'key present', 'KEY MISSING') : '',
+    yesNo(
+      s.watchedByFlux,
+      'watched by Flux itself (reconcile.fluxcd.io/watch=Enabled)',
+      'not watched by Flux',
     ),
-  );
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
 
-  out.push('', ...digestLines(e));
+function sourcesLines(e: Explanation): string[] {
+  const rows = e.sources.map((s) => [
+    s.kind,
+    s.name,
+    `key ${s.valuesKey}${s.optional ? ' (optional)' : ''}`,
+    s.note ?? sourceState(s),
+  ]);
+  return [
+    'Values sources (spec.valuesFrom):',
+    ...(rows.length === 0 ? ['  none'] : []),
+    ...table(rows, '  '),
+  ];
+}
 
-  out.push('', `Trigger:   ${renderTrigger(e.trigger)}`);
-  for (const a of e.trigger.assumes ?? []) out.push(`           assumes ${a}`);
+function triggerLines(e: Explanation): string[] {
+  return [
+    `Trigger:   ${renderTrigger(e.trigger)}`,
+    ...(e.trigger.assumes ?? []).map((a) => `           assumes ${a}`),
+  ];
+}
 
-  out.push('', 'Explicit links:');
-  if (e.links.length === 0) out.push('  none');
-  out.push(
-    ...table(
-      e.links.map((l) => [
-        l.source,
-        l.state,
-        `recorded ${l.recordedDigest ? shortDigest(l.recordedDigest) : '-'}`,
-        `now ${l.digestNow ? shortDigest(l.digestNow) : '-'}`,
-      ]),
-      '  ',
+function linksLines(e: Explanation): string[] {
+  const rows = e.links.map((l) => [
+    l.source,
+    l.state,
+    `recorded ${l.recordedDigest ? shortDigest(l.recordedDigest) : '-'}`,
+    `now ${l.digestNow ? shortDigest(l.digestNow) : '-'}`,
+  ]);
+  return [
+    'Explicit links:',
+    ...(rows.length === 0 ? ['  none'] : []),
+    ...table(rows, '  '),
+    ...e.refusedLinks.map(
+      (id) => `  refused: ${id} (cross-namespace; the release does not allow that namespace)`,
     ),
-  );
-  for (const id of e.refusedLinks)
-    out.push(`  refused: ${id} (cross-namespace; the release does not allow that namespace)`);
+  ];
+}
 
-  out.push('', `Retry:     ${renderRetry(e.retry, now)}`);
-  for (const p of e.retry.problems ?? []) out.push(`           ignored setting: ${p}`);
+function retryLines(e: Explanation, now: number): string[] {
+  return [
+    `Retry:     ${renderRetry(e.retry, now)}`,
+    ...(e.retry.problems ?? []).map((p) => `           ignored setting: ${p}`),
+  ];
+}
 
-  out.push('', 'Flux:');
-  out.push(
-    ...table(
-      e.flux.conditions.map((c) => [
-        c.type,
-        c.status,
-        c.reason,
-        c.lastTransitionTime ?? '',
-        c.message.length > 160 ? `${c.message.slice(0, 157)}...` : c.message,
-      ]),
-      '  ',
-    ),
-  );
+function fluxLines(e: Explanation): string[] {
+  const f = e.flux;
+  const conditions = f.conditions.map((c) => [
+    c.type,
+    c.status,
+    c.reason,
+    c.lastTransitionTime ?? '',
+    c.message.length > 160 ? `${c.message.slice(0, 157)}...` : c.message,
+  ]);
   const tok = (v: string | undefined) => v ?? '-';
-  out.push(
-    ...table(
-      [
-        [
-          'requestedAt',
-          tok(e.flux.requests.requestedAt),
-          'lastHandledReconcileAt',
-          tok(e.flux.handled.lastHandledReconcileAt),
-        ],
-        [
-          'forceAt',
-          tok(e.flux.requests.forceAt),
-          'lastHandledForceAt',
-          tok(e.flux.handled.lastHandledForceAt),
-        ],
-        [
-          'resetAt',
-          tok(e.flux.requests.resetAt),
-          'lastHandledResetAt',
-          tok(e.flux.handled.lastHandledResetAt),
-        ],
-      ],
-      '  ',
-    ),
-  );
-  const h = e.flux.history;
-  out.push(
+  const requests = [
+    [
+      'requestedAt',
+      tok(f.requests.requestedAt),
+      'lastHandledReconcileAt',
+      tok(f.handled.lastHandledReconcileAt),
+    ],
+    ['forceAt', tok(f.requests.forceAt), 'lastHandledForceAt', tok(f.handled.lastHandledForceAt)],
+    ['resetAt', tok(f.requests.resetAt), 'lastHandledResetAt', tok(f.handled.lastHandledResetAt)],
+  ];
+  const h = f.history;
+  return [
+    'Flux:',
+    ...table(conditions, '  '),
+    ...table(requests, '  '),
     `  history  ${h.length === 0 ? '(none)' : h.map((x) => `v${x.version} ${x.status} (${x.chartVersion})`).join(', ')}`,
-    `  failures ${e.flux.failures.failures} (install ${e.flux.failures.installFailures}, upgrade ${e.flux.failures.upgradeFailures})`,
-  );
+    `  failures ${f.failures.failures} (install ${f.failures.installFailures}, upgrade ${f.failures.upgradeFailures})`,
+  ];
+}
 
-  out.push('', 'Events (ours, newest last):');
-  if (e.events.length === 0) out.push('  none');
-  out.push(
-    ...table(
-      e.events.map((ev) => [ev.time, ev.type, ev.reason, ev.note]),
-      '  ',
-    ),
-  );
+function eventsLines(e: Explanation): string[] {
+  const rows = e.events.map((ev) => [ev.time, ev.type, ev.reason, ev.note]);
+  return ['Events (ours, newest last):', ...(rows.length === 0 ? ['  none'] : []), ...table(rows, '  ')];
+}
 
-  if (e.notes.length > 0) {
-    out.push('', 'Could not read:');
-    for (const n of e.notes) out.push(`  - ${n}`);
-  }
+function notesLines(e: Explanation): string[] {
+  return e.notes.length === 0 ? [] : ['', 'Could not read:', ...e.notes.map((n) => `  - ${n}`)];
+}
+
+export function renderExplanation(e: Explanation, now: number): string {
+  const sections = [
+    sourcesLines(e),
+    digestLines(e),
+    triggerLines(e),
+    linksLines(e),
+    retryLines(e, now),
+    fluxLines(e),
+    eventsLines(e),
+  ];
+  const out = [...headerLines(e), ...sections.flatMap((lines) => ['', ...lines]), ...notesLines(e)];
   return `${out.join('\n')}\n`;
 }
 

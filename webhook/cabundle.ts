@@ -44,20 +44,95 @@ export interface CABundleKeeper {
   stop(): Promise<void>;
 }
 
+/**
+ * Writes our caBundle whenever asked (`kick`), one patch at a time: consecutive re-patches within the fight
+ * window back off, failed writes retry with their own backoff. Asked once at the start in either mode.
+ */
+class CABundlePatcher {
+  patches = 0;
+  private readonly o: CABundleKeeperOptions;
+  private readonly log: Logger;
+  private readonly signal: AbortSignal;
+  // Written once at start in either mode: the watch adds restoring, it is not needed for the first write
+  // (nor does the first write wait for the watch's RBAC).
+  private wanted = true;
+  private wake: (() => void) | undefined;
+  private streak = 0;
+  private lastPatch = Number.NEGATIVE_INFINITY;
+  private failures = 0;
+
+  constructor(o: CABundleKeeperOptions, log: Logger, signal: AbortSignal) {
+    this.o = o;
+    this.log = log;
+    this.signal = signal;
+    signal.addEventListener('abort', () => this.wake?.(), { once: true });
+  }
+
+  kick(): void {
+    this.wanted = true;
+    this.wake?.();
+  }
+
+  async run(): Promise<void> {
+    while (!this.signal.aborted) {
+      if (!this.wanted) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = undefined;
+        continue;
+      }
+      await this.backOff();
+      if (this.signal.aborted) break;
+      this.wanted = false;
+      if (await this.patchOnce()) return;
+    }
+  }
+
+  /** Waits before a re-patch that comes soon after the previous one (someone else keeps changing it). */
+  private async backOff(): Promise<void> {
+    this.streak = Date.now() - this.lastPatch < FIGHT_WINDOW_MS ? this.streak + 1 : 0;
+    if (this.streak >= 3)
+      this.log.warn(
+        { streak: this.streak },
+        'the caBundle keeps being changed by someone else; re-patching more slowly',
+      );
+    await sleep(repatchDelay(this.streak), this.signal);
+  }
+
+  /** One write; true when the keeper is done (written once, not watching). */
+  private async patchOnce(): Promise<boolean> {
+    try {
+      const changed = await patchCABundle(this.o.client, this.o.name, this.o.caPem);
+      this.failures = 0;
+      if (changed > 0) {
+        this.patches++;
+        this.lastPatch = Date.now();
+      }
+      this.log.info({ changed }, 'caBundle is current');
+      return !this.o.watch;
+    } catch (err) {
+      // Gone while watched: its creation will be reported. Otherwise (not there yet when written once,
+      // the API server away) try again.
+      if (this.o.watch && isNotFound(err)) {
+        this.log.info('webhook configuration not found; waiting for it to be created');
+        return false;
+      }
+      const delay = Math.min(1000 * 2 ** this.failures++, 30_000);
+      this.log.warn({ err: errorMessage(err), retryInMs: delay }, 'cannot write caBundle; retrying');
+      this.wanted = true;
+      await sleep(delay, this.signal);
+      return false;
+    }
+  }
+}
+
 export function keepCABundle(o: CABundleKeeperOptions): CABundleKeeper {
   const log = o.logger.child({ webhookConfiguration: o.name });
   const ours = Buffer.from(o.caPem).toString('base64');
   const stopping = new AbortController();
-  // Written once at start in either mode: the watch adds restoring, it is not needed for the first write
-  // (nor does the first write wait for the watch's RBAC).
-  let wanted = true;
-  let wake: (() => void) | undefined;
-  let patches = 0;
-  const kick = () => {
-    wanted = true;
-    wake?.();
-  };
-  stopping.signal.addEventListener('abort', () => wake?.(), { once: true });
+  const patcher = new CABundlePatcher(o, log, stopping.signal);
+  const kick = () => patcher.kick();
 
   const informer = o.watch
     ? new Informer<string[]>({
@@ -73,51 +148,11 @@ export function keepCABundle(o: CABundleKeeperOptions): CABundleKeeper {
     update: (_old, c) => c.value.some((b) => b !== ours) && kick(),
   });
 
-  const loop = (async () => {
-    let streak = 0;
-    let lastPatch = Number.NEGATIVE_INFINITY;
-    let failures = 0;
-    while (!stopping.signal.aborted) {
-      if (!wanted) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-        continue;
-      }
-      streak = Date.now() - lastPatch < FIGHT_WINDOW_MS ? streak + 1 : 0;
-      if (streak >= 3)
-        log.warn({ streak }, 'the caBundle keeps being changed by someone else; re-patching more slowly');
-      await sleep(repatchDelay(streak), stopping.signal);
-      if (stopping.signal.aborted) break;
-      wanted = false;
-      try {
-        const changed = await patchCABundle(o.client, o.name, o.caPem);
-        failures = 0;
-        if (changed > 0) {
-          patches++;
-          lastPatch = Date.now();
-        }
-        log.info({ changed }, 'caBundle is current');
-        if (!o.watch) return;
-      } catch (err) {
-        // Gone while watched: its creation will be reported. Otherwise (not there yet when written once,
-        // the API server away) try again.
-        if (o.watch && isNotFound(err)) {
-          log.info('webhook configuration not found; waiting for it to be created');
-          continue;
-        }
-        const delay = Math.min(1000 * 2 ** failures++, 30_000);
-        log.warn({ err: errorMessage(err), retryInMs: delay }, 'cannot write caBundle; retrying');
-        wanted = true;
-        await sleep(delay, stopping.signal);
-      }
-    }
-  })();
+  const loop = patcher.run();
   informer?.start();
 
   return {
-    patches: () => patches,
+    patches: () => patcher.patches,
     async stop() {
       stopping.abort();
       await informer?.stop();

@@ -104,6 +104,25 @@ describe('--webhook-client-ca with a real API server that authenticates to webho
     return ns;
   };
 
+  /** A namespace holding Secret db (values.yaml: a password), and an AdmissionReview of a release that reads it. */
+  const secretAndReviewOfIt = async (select: string, uid: string) => {
+    const ns = await namespace(select);
+    await admin.create(collectionPath(Secrets, ns), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'db' },
+      stringData: { 'values.yaml': 'password: hunter2\n' },
+    });
+    const review = admissionReview(
+      uid,
+      helmRelease('oracle', [{ kind: 'Secret', name: 'db' }]) as JsonObject,
+      {
+        namespace: ns,
+      },
+    );
+    return { ns, review };
+  };
+
   const handshakeErrors = async (name: string) => {
     const m = (await registries.get(name)?.getMetricsAsJSON())?.find(
       (x) => x.name === 'helmrelease_autopilot_webhook_tls_handshake_errors_total',
@@ -186,18 +205,7 @@ describe('--webhook-client-ca with a real API server that authenticates to webho
 
   it('refuses a forged AdmissionReview without a client certificate, or with one from another CA, at the TLS layer', async () => {
     // The victim: a Secret in another tenant's namespace; the forged review asks for its digest.
-    const victim = await namespace('victim');
-    await admin.create(collectionPath(Secrets, victim), {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'db' },
-      stringData: { 'values.yaml': 'password: hunter2\n' },
-    });
-    const forged = admissionReview(
-      'forged-1',
-      helmRelease('oracle', [{ kind: 'Secret', name: 'db' }]) as JsonObject,
-      { namespace: victim },
-    );
+    const { ns: victim, review: forged } = await secretAndReviewOfIt('victim', 'forged-1');
     const digestIn = (o: PostOutcome) => {
       if (!('status' in o)) return undefined;
       const response = (JSON.parse(o.body) as { response?: { patch?: string } }).response;
@@ -239,18 +247,7 @@ describe('--webhook-client-ca with a real API server that authenticates to webho
     // Where the port is open anyway, the answer confirms nothing: the digest is keyed and bound to the
     // namespace, so the attacker's own Secret with the same name, key and (guessed, here right) value
     // gets another digest, and the attacker cannot compute the victim's without the cluster's key.
-    const attacker = await namespace('attacker');
-    await admin.create(collectionPath(Secrets, attacker), {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'db' },
-      stringData: { 'values.yaml': 'password: hunter2\n' },
-    });
-    const own = admissionReview(
-      'forged-2',
-      helmRelease('oracle', [{ kind: 'Secret', name: 'db' }]) as JsonObject,
-      { namespace: attacker },
-    );
+    const { review: own } = await secretAndReviewOfIt('attacker', 'forged-2');
     const ownDigest = await eventually(async () => digestIn(await postOverTLS(ports.open, own, { ca })), {
       what: "the open webhook's digest of the attacker's own Secret",
     });

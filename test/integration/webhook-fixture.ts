@@ -27,7 +27,7 @@ import { startWebhookServer, type WebhookConfig, type WebhookServer } from '../.
 import { adminClient, eventually } from '../support/cluster.ts';
 import { TEST_DIGEST_KEYS, testDigestKeys } from '../support/digest-key.ts';
 import { testLogger } from '../support/log.ts';
-import { helmRelease, writeAtomicWriterLayout } from '../support/webhook.ts';
+import { helmRelease, memoryLookup, writeAtomicWriterLayout } from '../support/webhook.ts';
 import { loopbackRegistration } from '../support/webhook-registration.ts';
 
 export const TEST_NAMESPACE_LABEL = `${PREFIX}/webhook-test`;
@@ -191,6 +191,44 @@ async function waitUntilActive(f: WebhookFixture, ns: string): Promise<void> {
       what: `webhook configuration ${f.configurationName} to take effect in ${ns}`,
     },
   );
+}
+
+/** The caBundle of every webhook of MutatingWebhookConfiguration `name`, as stored (base64). */
+export async function caBundlesOf(client: KubeClient, name: string): Promise<unknown[]> {
+  const mwc = await client.get(objectPath(MutatingWebhookConfigurations, undefined, name));
+  return ((mwc as JsonObject).webhooks as JsonObject[]).map((w) => (w.clientConfig as JsonObject).caBundle);
+}
+
+/**
+ * A webhook server in self-signed mode keeping the caBundle of configuration `name`, its CA Secret in
+ * `operatorNs`, its serving certificate (valid `validityMs` if given) in a fresh directory.
+ */
+export async function startSelfSignedWebhook(
+  client: KubeClient,
+  name: string,
+  operatorNs: string,
+  validityMs?: number,
+): Promise<{ server: WebhookServer; certDir: string }> {
+  const certDir = join(mkdtempSync(join(tmpdir(), 'selfsigned-')), 'certs');
+  const server = await startWebhookServer({
+    config: {
+      'bind-address': '127.0.0.1',
+      'webhook-port': 0,
+      'tls-mode': 'self-signed',
+      'cert-dir': certDir,
+      'cert-poll-interval': 10_000,
+      'self-signed-dns-names': ['helmrelease-autopilot-webhook.helmrelease-autopilot.svc'],
+      'webhook-configuration': name,
+      'webhook-lookup-timeout': 500,
+    },
+    lookup: memoryLookup(),
+    logger: testLogger(),
+    registry: new Registry(),
+    client,
+    namespace: operatorNs,
+    ...(validityMs ? { selfSignedValidityMs: validityMs } : {}),
+  });
+  return { server, certDir };
 }
 
 export function labelsOf(obj: unknown): Record<string, string> {

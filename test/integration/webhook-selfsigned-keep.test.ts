@@ -2,11 +2,9 @@
 // is restored whenever it differs (the object recreated, the field overwritten), and a short-lived serving
 // certificate is renewed from the same CA without a restart while the API server keeps calling.
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/kube/client.ts';
 import {
@@ -20,11 +18,16 @@ import { Labels } from '../../src/names.ts';
 import { createCA } from '../../src/tls/certs.ts';
 import type { JsonObject } from '../../src/util/narrow.ts';
 import { loadOrCreateCA } from '../../webhook/selfsigned.ts';
-import { startWebhookServer, type WebhookServer } from '../../webhook/server.ts';
+import type { WebhookServer } from '../../webhook/server.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
-import { testLogger } from '../support/log.ts';
-import { helmRelease, memoryLookup } from '../support/webhook.ts';
-import { labelsOf, TEST_NAMESPACE_LABEL, webhookConfiguration } from './webhook-fixture.ts';
+import { helmRelease } from '../support/webhook.ts';
+import {
+  caBundlesOf,
+  labelsOf,
+  startSelfSignedWebhook,
+  TEST_NAMESPACE_LABEL,
+  webhookConfiguration,
+} from './webhook-fixture.ts';
 
 let client: KubeClient;
 beforeAll(async () => {
@@ -33,10 +36,7 @@ beforeAll(async () => {
 afterAll(() => client?.close());
 
 const mwcPath = (name: string) => objectPath(MutatingWebhookConfigurations, undefined, name);
-const bundles = async (name: string) =>
-  ((await client.get(mwcPath(name))) as { webhooks: JsonObject[] }).webhooks.map(
-    (w) => (w.clientConfig as JsonObject).caBundle,
-  );
+const bundles = (name: string) => caBundlesOf(client, name);
 const b64 = (pem: string) => Buffer.from(pem).toString('base64');
 
 /** A configuration confined to namespaces labelled `id`, with a caBundle of a CA nobody serves under. */
@@ -48,36 +48,13 @@ const register = (name: string, id: string, url = 'https://127.0.0.1:1/mutate') 
     { fieldManager: 'integration-test' },
   );
 
-async function startSelfSigned(name: string, operatorNs: string, validityMs?: number) {
-  const certDir = join(mkdtempSync(join(tmpdir(), 'selfsigned-keep-')), 'certs');
-  const server = await startWebhookServer({
-    config: {
-      'bind-address': '127.0.0.1',
-      'webhook-port': 0,
-      'tls-mode': 'self-signed',
-      'cert-dir': certDir,
-      'cert-poll-interval': 10_000,
-      'self-signed-dns-names': ['helmrelease-autopilot-webhook.helmrelease-autopilot.svc'],
-      'webhook-configuration': name,
-      'webhook-lookup-timeout': 500,
-    },
-    lookup: memoryLookup(),
-    logger: testLogger(),
-    registry: new Registry(),
-    client,
-    namespace: operatorNs,
-    ...(validityMs ? { selfSignedValidityMs: validityMs } : {}),
-  });
-  return { server, certDir };
-}
-
 describe('self-signed mode keeps the caBundle and the serving certificate current', () => {
   it('restores the caBundle after the configuration is recreated or its caBundle overwritten', async () => {
     const id = randomBytes(4).toString('hex');
     const name = `selfsigned-keep-${id}`;
     const operatorNs = await createNamespace(client, 'wh-op');
     await register(name, id);
-    const { server } = await startSelfSigned(name, operatorNs);
+    const { server } = await startSelfSignedWebhook(client, name, operatorNs);
     try {
       const ours = b64((await loadOrCreateCA(client, operatorNs)).cert);
       await eventually(async () => (await bundles(name)).every((b) => b === ours), {
@@ -128,7 +105,7 @@ describe('self-signed mode keeps the caBundle and the serving certificate curren
     const validityMs = 4000;
     let server: WebhookServer | undefined;
     try {
-      const started = await startSelfSigned(name, operatorNs, validityMs);
+      const started = await startSelfSignedWebhook(client, name, operatorNs, validityMs);
       server = started.server;
       const port = server.port;
       const ca = (await loadOrCreateCA(client, operatorNs)).cert;

@@ -1,10 +1,6 @@
 // Self-signed mode against the real API server: the shared CA Secret, the caBundle patch, and admissions
 // served end to end under a certificate the webhook made itself.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/kube/client.ts';
 import {
@@ -18,11 +14,15 @@ import { Labels } from '../../src/names.ts';
 import { createCA } from '../../src/tls/certs.ts';
 import { isObject, type JsonObject } from '../../src/util/narrow.ts';
 import { loadOrCreateCA, patchCABundle } from '../../webhook/selfsigned.ts';
-import { startWebhookServer } from '../../webhook/server.ts';
 import { adminClient, createNamespace, eventually } from '../support/cluster.ts';
-import { testLogger } from '../support/log.ts';
-import { helmRelease, memoryLookup } from '../support/webhook.ts';
-import { labelsOf, TEST_NAMESPACE_LABEL, webhookConfiguration } from './webhook-fixture.ts';
+import { helmRelease } from '../support/webhook.ts';
+import {
+  caBundlesOf,
+  labelsOf,
+  startSelfSignedWebhook,
+  TEST_NAMESPACE_LABEL,
+  webhookConfiguration,
+} from './webhook-fixture.ts';
 
 let client: KubeClient;
 beforeAll(async () => {
@@ -30,10 +30,7 @@ beforeAll(async () => {
 });
 afterAll(() => client?.close());
 
-const bundles = async (name: string) => {
-  const mwc = await client.get(objectPath(MutatingWebhookConfigurations, undefined, name));
-  return ((mwc as JsonObject).webhooks as JsonObject[]).map((w) => (w.clientConfig as JsonObject).caBundle);
-};
+const bundles = (name: string) => caBundlesOf(client, name);
 
 describe('self-signed mode on a real API server', () => {
   it('patchCABundle sets every webhook caBundle, keeps the rest, and writes nothing when current', async () => {
@@ -87,23 +84,7 @@ describe('self-signed mode on a real API server', () => {
       'nobody',
     );
     await client.create(collectionPath(MutatingWebhookConfigurations), placeholder);
-    const server = await startWebhookServer({
-      config: {
-        'bind-address': '127.0.0.1',
-        'webhook-port': 0,
-        'tls-mode': 'self-signed',
-        'cert-dir': join(mkdtempSync(join(tmpdir(), 'selfsigned-')), 'certs'),
-        'cert-poll-interval': 10_000,
-        'self-signed-dns-names': ['helmrelease-autopilot-webhook.helmrelease-autopilot.svc'],
-        'webhook-configuration': name,
-        'webhook-lookup-timeout': 500,
-      },
-      lookup: memoryLookup(),
-      logger: testLogger(),
-      registry: new Registry(),
-      client,
-      namespace: operatorNs,
-    });
+    const { server } = await startSelfSignedWebhook(client, name, operatorNs);
     try {
       const ca = await loadOrCreateCA(client, operatorNs);
       await eventually(async () => (await bundles(name))[0] === Buffer.from(ca.cert).toString('base64'), {

@@ -28,12 +28,12 @@ COPY src ./src
 COPY webhook ./webhook
 COPY controller ./controller
 # The compile cache, filled as the runtime user (Node keeps one directory per uid): --help loads every module
-# of a start, the loop the ones loaded on demand (self-signed mode). Then it is root's and read-only, like the
+# of a start, the loop the ones loaded on demand (self-signed mode; entry points, which run when imported, excepted). Then it is root's and read-only, like the
 # code; a process that cannot add to it only reads it.
 RUN mkdir -p .cache/node-compile && chown 65532:65532 .cache/node-compile
 USER 65532:65532
 RUN node cmd/helmrelease-autopilot/main.ts --help >/dev/null \
- && find cmd src webhook controller -name '*.ts' ! -name '*.test.ts' ! -name main.ts | sed 's|^|./|' \
+ && find cmd src webhook controller -name '*.ts' ! -name '*.test.ts' ! -name main.ts ! -name cli.ts | sed 's|^|./|' \
     | xargs node --input-type=module -e 'for (const f of process.argv.slice(1)) await import(f)'
 USER 0:0
 RUN chown -R 0:0 .cache && chmod -R a+rX,a-w .cache

@@ -220,7 +220,7 @@ describe('mutate: UPDATE keeps the previous digest while the spec is unchanged',
     expect(meta(applyPatch(object, d.patch)).annotations).toEqual({ [DIGEST]: want });
   });
 
-  // After an upgrade, releases still carry v1 digests until the reconciler re-stamps them (ADR 0008): an
+  // After an upgrade, releases still carry v1 digests until the reconciler re-stamps them (ADR 0010): an
   // applier's UPDATE must keep that v1 digest, not replace it by a v2 one (which would hide a change made
   // while the operator was upgraded); a changed spec records the current (v2) digest as always.
   const V1 = `sha256:${'3'.repeat(64)}`;

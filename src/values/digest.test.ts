@@ -2,7 +2,7 @@
 // (<prefix>/values-digest) and the data digest in <prefix>/link-digests, and both are compared with what
 // the operator computes after an upgrade: a change to an encoding (prefix line, field order, length
 // prefix, markers) makes every release look changed and triggers all of them at once. Such a change is a
-// migration (a new format, and the old one kept to recognise what is stored: docs/adr/0008-keyed-digests.md),
+// migration (a new format, and the old one kept to recognise what is stored: docs/adr/0010-keyed-digests.md),
 // never an edit of these strings. v1 (unkeyed sha256) is kept for that migration; v2 is HMAC-SHA256 under
 // the cluster's digest key, pinned here under a fixed test key.
 import { createHmac } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The digests the operator stores on releases, and their formats (docs/adr/0008-keyed-digests.md):
+// The digests the operator stores on releases, and their formats (docs/adr/0010-keyed-digests.md):
 // - v2, current: "hmac-sha256:v2:<key id>:<hex>", an HMAC-SHA256 under the cluster's digest key over
 //   length-prefixed fields that include the source's namespace, so a digest can be computed only by the
 //   operator and equal bytes in two namespaces never give equal digests. The values digest is an HMAC over

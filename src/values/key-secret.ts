@@ -1,4 +1,4 @@
-// The cluster's digest key (docs/adr/0008-keyed-digests.md): 256 random bits in a Secret in the operator's
+// The cluster's digest key (docs/adr/0010-keyed-digests.md): 256 random bits in a Secret in the operator's
 // namespace, created by whichever replica comes first and read by all the others, so every replica
 // computes the same digests. The Secret holds `current` and, during a rotation, `previous`. Loaded once at
 // start: until then lookups reject (the webhook admits without a digest) and readiness is false.

@@ -11,6 +11,8 @@ export interface ValuesReference {
   valuesKey: string;
   targetPath: string;
   optional: boolean;
+  /** `literal: true` (helm-controller v1.6+): the bytes are set verbatim at targetPath. Absent when false. */
+  literal?: boolean;
 }
 
 export interface Condition {
@@ -95,6 +97,7 @@ export function parseValuesFrom(raw: unknown): Parsed<ValuesReference[]> {
       valuesKey: str(entry.valuesKey) || DEFAULT_VALUES_KEY,
       targetPath: str(entry.targetPath) ?? '',
       optional: bool(entry.optional) ?? false,
+      ...(bool(entry.literal) ? { literal: true } : {}),
     });
   }
   return { ok: true, value: refs };

@@ -43,9 +43,22 @@ describe('valuesDigest format (v1)', () => {
       'sha256:cf1b309f5f9de3e9e3ed00ccba6b59c63573654a086455e2499aa1685d5ac7f8',
     ],
     [
-      'a ConfigMap binaryData key with non-UTF-8 bytes',
+      // Was sha256:6b840ad7… (the binaryData bytes) before issue 13: Flux never reads binaryData, so the key
+      // is missing and the required entry fails the composition. A fix, not a format change: only releases
+      // that consumed a binaryData-only key (which Flux failed with "key not found") see a new digest.
+      'a ConfigMap key only in binaryData (missing to Flux; required: the composition fails)',
       [ref('ConfigMap', 'app-binary')],
-      'sha256:6b840ad779506a42505c00b22041642759874a5018c2adfe991630440ad854e8',
+      'sha256:669072f972b9bd91827dd29b82e641f17f026fc499c5f8585de83ffcba751cc1',
+    ],
+    [
+      'a literal entry with a targetPath',
+      [ref('ConfigMap', 'app-values', { targetPath: 'a.b', literal: true })],
+      'sha256:edab98c2c312f20e709d550b6d8a530e40974c10d20fdefa6fdb3fa40664b7fd',
+    ],
+    [
+      'a required entry missing between two present ones (only the failing entry counts)',
+      [ref('ConfigMap', 'app-values'), ref('Secret', 'absent'), ref('ConfigMap', 'unicode')],
+      'sha256:ea8ea399f542a12ccc191a45f3773c5ef59526d4ad70cd1b87761ef0154fb536',
     ],
     [
       'an optional entry',
@@ -92,6 +105,44 @@ describe('valuesDigest format (v1)', () => {
     ],
   ])('%s', (_, refs, expected) => {
     expect(valuesDigest(refs, bytesOf)).toBe(expected);
+  });
+});
+
+describe('valuesDigest follows what Flux reads', () => {
+  const digest = (refs: ValuesReference[]) => valuesDigest(refs, bytesOf);
+
+  it('literal without a targetPath is ignored, as Flux ignores it', () => {
+    expect(digest([ref('ConfigMap', 'app-values', { literal: true })])).toBe(
+      digest([ref('ConfigMap', 'app-values')]),
+    );
+  });
+
+  it('literal with a targetPath is part of the digest', () => {
+    expect(digest([ref('ConfigMap', 'app-values', { targetPath: 'a', literal: true })])).not.toBe(
+      digest([ref('ConfigMap', 'app-values', { targetPath: 'a' })]),
+    );
+  });
+
+  it('a key only in binaryData digests like a missing key', () => {
+    expect(keyBytesOf('ConfigMap', objects['ConfigMap/app-binary'], 'values.yaml')).toBeNull();
+    for (const optional of [false, true]) {
+      const refs = [ref('ConfigMap', 'app-binary', { optional })];
+      expect(digest(refs)).toBe(valuesDigest(refs, () => null));
+    }
+  });
+
+  it('while a required entry is missing, the other entries do not count; its return does', () => {
+    const failing = [ref('ConfigMap', 'app-values'), ref('Secret', 'absent')];
+    const otherData = [ref('ConfigMap', 'unicode'), ref('Secret', 'absent')];
+    expect(digest(failing)).toBe(digest(otherData));
+    expect(digest(failing)).toBe(digest([ref('Secret', 'absent')]));
+    expect(digest(failing)).not.toBe(digest([ref('ConfigMap', 'app-values'), ref('Secret', 'app-secret')]));
+  });
+
+  it('an optional missing entry is skipped and the others count', () => {
+    const a = [ref('ConfigMap', 'app-values'), ref('Secret', 'absent', { optional: true })];
+    const b = [ref('ConfigMap', 'unicode'), ref('Secret', 'absent', { optional: true })];
+    expect(digest(a)).not.toBe(digest(b));
   });
 });
 

@@ -2,6 +2,7 @@
 // The webhook and the reconciler both call valuesDigest, so they can never disagree.
 import { createHash } from 'node:crypto';
 import type { ValuesReference } from '../flux/helmrelease.ts';
+import { fluxReads, literalApplies } from './reads.ts';
 
 /** Bytes of ref.valuesKey in the referenced object, or null when the object or the key is missing. */
 export type KeyBytes = (ref: ValuesReference) => Uint8Array | null;
@@ -31,19 +32,26 @@ export function fieldDigest(
 }
 
 /**
- * Digest over each entry in order: kind, name, valuesKey, targetPath, optional, and the key's bytes or a
- * "missing" marker. Fields are length-prefixed, so no two different inputs share an encoding. Other keys of
- * the same object are never read, so changing them cannot change the digest.
+ * Digest over what Flux reads (reads.ts), each entry in order: kind, name, valuesKey, targetPath, optional
+ * (with a "literal" marker when `literal` applies, i.e. with a targetPath), and the key's bytes or a
+ * "missing" marker (an optional entry Flux skips). A composition that fails at a required missing entry
+ * consumes nothing: its digest is that of the failing entry alone, so changes to the other entries while
+ * it fails change nothing (Flux would fail the same way) and its return does. Other keys of the same
+ * object are never read, so changing them cannot change the digest.
  */
 export function valuesDigest(refs: readonly ValuesReference[], bytesOf: KeyBytes): string {
+  const reads = fluxReads(refs, bytesOf);
+  const entries = reads.ok ? reads.entries : [{ ref: reads.ref, bytes: null }];
   return fieldDigest('helmrelease-autopilot/values-digest/v1\n', (field) => {
-    for (const ref of refs) {
+    for (const { ref, bytes } of entries) {
       field(ref.kind);
       field(ref.name);
       field(ref.valuesKey);
       field(ref.targetPath);
       field(ref.optional ? 'optional' : 'required');
-      const bytes = bytesOf(ref);
+      // Only when it applies, so the digests of releases without it are what they always were; the field
+      // that follows is never "literal", so the encoding stays unambiguous.
+      if (literalApplies(ref)) field('literal');
       if (bytes === null) field('missing');
       else {
         field('present');
@@ -53,20 +61,19 @@ export function valuesDigest(refs: readonly ValuesReference[], bytesOf: KeyBytes
   });
 }
 
-/** The bytes of one key of a ConfigMap (data, then binaryData) or a Secret (data, base64), or null. */
+/**
+ * The bytes of one key as helm-controller reads it (reads.ts): a ConfigMap's `data` (never `binaryData`:
+ * chartutil does not look there, so a key present only in `binaryData` is missing to Flux) or a Secret's
+ * `data` (base64); null when the object or the key is missing.
+ */
 export function keyBytesOf(
   kind: ValuesReference['kind'],
-  object: { data?: Record<string, string>; binaryData?: Record<string, string> } | undefined,
+  object: { data?: Record<string, string> } | undefined,
   key: string,
 ): Uint8Array | null {
-  if (!object) return null;
-  const data = object.data?.[key];
-  if (kind === 'ConfigMap') {
-    if (data !== undefined) return Buffer.from(data, 'utf8');
-    const binary = object.binaryData?.[key];
-    return binary !== undefined ? Buffer.from(binary, 'base64') : null;
-  }
-  return data !== undefined ? Buffer.from(data, 'base64') : null;
+  const data = object?.data?.[key];
+  if (data === undefined) return null;
+  return kind === 'ConfigMap' ? Buffer.from(data, 'utf8') : Buffer.from(data, 'base64');
 }
 
 /** A short prefix of a digest for events and logs. */

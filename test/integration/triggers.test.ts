@@ -148,14 +148,26 @@ describe('trigger reconciler', () => {
     expect(notes).not.toContain('password');
   });
 
-  it('binaryData changes trigger', async () => {
+  it('a key only in binaryData is missing to Flux: its changes trigger nothing; moved to data, it triggers', async () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'bin', { binaryData: { 'values.yaml': b64('a: 1') } });
-    await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'bin' }]);
+    await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'bin', optional: true }]);
     await operator([ns]);
-    await stamped(client, ns, 'app');
+    const before = await stamped(client, ns, 'app');
+    const w = await writes(client, ns);
     await patchConfigMap(client, ns, 'bin', { binaryData: { 'values.yaml': b64('a: 2') } });
-    await eventually(() => requestedAt(client, ns, 'app'), { timeoutMs: 1000, what: 'requestedAt' });
+    await sleep(1500);
+    expect(await requestedAt(client, ns, 'app')).toBeUndefined();
+    expect((await releaseMeta(client, ns, 'app')).annotations[Annotations.valuesDigest]).toBe(
+      before.annotations[Annotations.valuesDigest],
+    );
+    // The API server refuses a key in both maps: the move is one patch.
+    await patchConfigMap(client, ns, 'bin', {
+      binaryData: { 'values.yaml': null },
+      data: { 'values.yaml': 'a: 2' },
+    });
+    await eventually(() => requestedAt(client, ns, 'app'), { timeoutMs: 2000, what: 'requestedAt' });
+    expect(w.writes.filter((x) => x.requestedAt !== undefined)).toHaveLength(1);
   });
 
   it('an optional reference appearing and disappearing triggers each time', async () => {

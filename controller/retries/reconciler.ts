@@ -12,10 +12,11 @@ import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
 import type { MergePatch } from '../../src/kube/patch.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { type Action, decideRetry, type RetryInput, retryInput } from '../../src/retry/decide.ts';
+import { episodeFingerprint } from '../../src/retry/state.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import type { ReconcileResult } from '../queue.ts';
 import { RetryEvents } from './events.ts';
-import type { RetryMetrics } from './metrics.ts';
+import type { RetryGaugeState, RetryMetrics } from './metrics.ts';
 
 export interface RetryReconcilerDeps {
   client: Pick<KubeClient, 'mergePatch'>;
@@ -62,7 +63,8 @@ export class RetryReconciler {
     }
     await this.reportProblems(input);
     const action = decideRetry(input, this.d.config.retry.limits, this.d.clock.now());
-    this.d.metrics.track(key, gaugeState(action));
+    this.d.metrics.track(key, gaugeState(input, action));
+    await this.tellFluxRetrying(input);
     return this.act(input, action);
   }
 
@@ -82,8 +84,18 @@ export class RetryReconciler {
     await this.d.events.emit(releaseTarget(release), RetryEvents.invalidSettings(problems));
   }
 
+  /** Says once per episode that Flux retries the release itself, so we do not (RetryOnFailure). */
+  private async tellFluxRetrying(g: Gathered): Promise<void> {
+    if (g.classification.verdict !== 'flux-retrying') return;
+    if (!this.once(g.key, `${episodeFingerprint(g.release)}/flux-retrying`)) return;
+    g.log.info({ why: g.classification.reason }, 'Flux retries the release itself: no retries from us');
+    await this.d.events.emit(releaseTarget(g.release), RetryEvents.fluxRetrying(g.classification.reason));
+  }
+
   private async act(g: Gathered, a: Action): Promise<ReconcileResult> {
     switch (a.kind) {
+      case 'restart':
+        return this.restart(g, a);
       case 'none':
         g.log.debug({ why: a.why }, 'no retry');
         return undefined;
@@ -137,6 +149,20 @@ export class RetryReconciler {
     return undefined;
   }
 
+  /** A retry-reset-at token: our state cleared (and, when a retry is due, one requested at once). */
+  private async restart(g: Gathered, a: ActionOf<'restart'>): Promise<ReconcileResult> {
+    if (this.d.config['notify-only']) {
+      if (this.once(g.key, `restart/${a.handled}`))
+        await this.d.events.emit(releaseTarget(g.release), RetryEvents.restarted(a.handled, a.token, true));
+      return undefined;
+    }
+    if (!(await this.write(g, a.patch))) return undefined;
+    this.d.metrics.outcome('restarted');
+    g.log.info({ handled: a.handled, token: a.token }, 'retry budget restarted by hand');
+    await this.d.events.emit(releaseTarget(g.release), RetryEvents.restarted(a.handled, a.token, false));
+    return undefined;
+  }
+
   /** Records that the budget is spent (with --notify-only: says so once) and tells the user. */
   private async exhaust(g: Gathered, a: ActionOf<'exhaust'>): Promise<ReconcileResult> {
     const announce = this.d.config['notify-only']
@@ -145,8 +171,8 @@ export class RetryReconciler {
     if (!announce) return undefined;
     const why = g.classification.reason;
     this.d.metrics.outcome('exhausted');
-    g.log.warn({ attempts: a.attempts, episode: a.episode, why }, 'retries exhausted');
-    await this.d.events.emit(releaseTarget(g.release), RetryEvents.exhausted(why, a.attempts));
+    g.log.warn({ attempts: a.attempts, failed: a.failed, episode: a.episode, why }, 'retries exhausted');
+    await this.d.events.emit(releaseTarget(g.release), RetryEvents.exhausted(why, a.attempts, a.failed));
     return undefined;
   }
 
@@ -184,7 +210,8 @@ export class RetryReconciler {
 }
 
 /** Which gauge a decision puts the release in. */
-function gaugeState(a: Action): 'backing-off' | 'exhausted' | 'other' {
+function gaugeState(g: RetryInput, a: Action): RetryGaugeState {
+  if (g.classification.verdict === 'flux-retrying') return 'flux-retrying';
   if (a.kind === 'wait') return 'backing-off';
   return a.kind === 'exhaust' || a.kind === 'exhausted' ? 'exhausted' : 'other';
 }

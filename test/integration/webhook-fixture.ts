@@ -57,7 +57,12 @@ const serving = (ca: KeyPair) =>
   issueCertificate(ca, { commonName: 'webhook', hosts: ['127.0.0.1'], usage: 'server' });
 
 export async function startWebhookFixture(
-  o: { lookup?: ValuesLookup; config?: Partial<WebhookConfig> } = {},
+  o: {
+    lookup?: ValuesLookup;
+    config?: Partial<WebhookConfig>;
+    /** The identity matchConditions exclude; default a fresh one (tests that run an operator pass its user). */
+    operatorUser?: string;
+  } = {},
 ): Promise<WebhookFixture> {
   const client = await adminClient();
   const id = randomBytes(4).toString('hex');
@@ -89,7 +94,7 @@ export async function startWebhookFixture(
     logger: testLogger(),
     registry,
   });
-  const operatorUser = `helmrelease-autopilot-operator-${id}`;
+  const operatorUser = o.operatorUser ?? `helmrelease-autopilot-operator-${id}`;
   const configurationName = `helmrelease-autopilot-test-${id}`;
   await client.create(
     collectionPath(MutatingWebhookConfigurations),

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../src/config.ts';
+import { fluxActivity } from '../../src/flux/activity.ts';
 import {
   type HelmRelease,
   parseReleaseKey,
@@ -175,9 +176,12 @@ function watchReleases(w: Wiring): () => void {
     update: (old, c) => {
       if (w.stopped()) return;
       indexRelease(c);
-      // Status-only updates (Flux reports progress) cannot change the decision.
-      if (w.inScope(c.namespace) && decisionInputsDiffer(old.value, c.value))
-        w.queue.add(releaseKey(c.namespace, c.name));
+      // Status-only updates (Flux reports progress) cannot change the decision, except the one that says
+      // Flux stopped working on it: a trigger held meanwhile is sent now.
+      if (!w.inScope(c.namespace)) return;
+      const key = releaseKey(c.namespace, c.name);
+      if (decisionInputsDiffer(old.value, c.value)) w.queue.add(key);
+      else if (fluxStopped(old.value, c.value, w.clock.now())) w.queue.addAfter(key, 0);
     },
     delete: (c) => {
       if (w.stopped()) return;
@@ -301,6 +305,11 @@ async function prefetchAll(w: Wiring, groups: readonly WarmupGroup[]): Promise<n
   };
   await Promise.all(Array.from({ length: Math.min(WARMUP_LISTS_AT_ONCE, groups.length) }, worker));
   return kept;
+}
+
+/** Flux was working on the release and no longer is (a held trigger is due). */
+function fluxStopped(a: HelmRelease, b: HelmRelease, nowMs: number): boolean {
+  return fluxActivity(a, nowMs).busy && !fluxActivity(b, nowMs).busy;
 }
 
 /** Whether an update of a release can change what decideTrigger answers. */

@@ -25,7 +25,7 @@ import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { shortDigest } from '../../src/values/digest.ts';
 import { digestOfRelease } from '../../src/values/lookup.ts';
-import type { TokenBucket } from '../queue.ts';
+import type { ReconcileResult, TokenBucket } from '../queue.ts';
 import { TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
 import type { TriggerMetrics } from './metrics.ts';
@@ -90,7 +90,7 @@ export class TriggerReconciler {
     this.d = d;
   }
 
-  async reconcile(key: string): Promise<undefined> {
+  async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = parseReleaseKey(key);
     const log = this.d.logger.child({ namespace, name });
     // The write token first: the release is read after any wait for it, so the patch's resourceVersion
@@ -106,7 +106,11 @@ export class TriggerReconciler {
     const early = skipBeforeLookup(hr);
     if (early) return this.skipped(key, early, log);
     const input = await this.gather(hr);
-    const { action, refused } = decideTrigger(input, { force: this.d.force, token: this.d.nextToken() });
+    const { action, refused } = decideTrigger(input, {
+      force: this.d.force,
+      token: this.d.nextToken(),
+      nowMs: this.d.clock.now(),
+    });
     for (const id of refused) this.tellRefused(hr, id, log);
     return this.act(key, input, action, log);
   }
@@ -141,7 +145,13 @@ export class TriggerReconciler {
     return out;
   }
 
-  private async act(key: string, input: TriggerInput, a: TriggerAction, log: Logger): Promise<undefined> {
+  private async act(
+    key: string,
+    input: TriggerInput,
+    a: TriggerAction,
+    log: Logger,
+  ): Promise<ReconcileResult> {
+    if (a.action === 'skip' && a.reason === 'in-flight') return this.held(a, log);
     if (a.action === 'skip') return this.skipped(key, a.reason, log);
     if (this.d.notifyOnly) return this.notify(key, input.hr, a, log);
     if (!(await this.write(key, input.hr, a.patch, log))) return undefined;
@@ -157,6 +167,18 @@ export class TriggerReconciler {
     this.d.metrics.skips.inc({ reason });
     log.debug({ reason }, 'release skipped');
     return undefined;
+  }
+
+  /**
+   * A trigger held while Flux works on the release: nothing written, the change still observed. The
+   * controller enqueues the release again when Flux stops (status), or at the recheck time.
+   */
+  private held(a: Extract<TriggerAction, { reason: 'in-flight' }>, log: Logger): ReconcileResult {
+    this.d.metrics.skips.inc({ reason: a.reason });
+    log.debug({ why: a.why }, 'trigger held: Flux is working on the release');
+    return a.recheckAtMs === undefined
+      ? undefined
+      : { requeueAfterMs: Math.max(0, a.recheckAtMs - this.d.clock.now()) };
   }
 
   /** One conditional merge patch; false when the release is gone. A 409 throws: the queue reconciles again. */

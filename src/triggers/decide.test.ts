@@ -15,6 +15,7 @@ import {
 const D1 = 'sha256:1111';
 const D2 = 'sha256:2222';
 const TOKEN = '2026-01-01T00:00:00.123456789Z';
+const NOW = Date.parse('2026-01-01T00:00:00Z');
 const CM = 'ConfigMap/ns/linked';
 
 function release(o: {
@@ -61,7 +62,7 @@ const linked = (digest: string): LinkSourceState => ({ state: 'linked', digest }
 const GONE: LinkSourceState = { state: 'gone' };
 
 const decision = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
-  decideTrigger({ valuesDigest: D2, links: {}, ...input }, { force, token: TOKEN });
+  decideTrigger({ valuesDigest: D2, links: {}, ...input }, { force, token: TOKEN, nowMs: NOW });
 const decide = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
   decision(input, force).action;
 
@@ -92,6 +93,40 @@ describe('decideTrigger', () => {
     });
   });
 
+  it.each<[string, Record<string, unknown>, Record<string, string>, Record<string, unknown>]>([
+    [
+      'a request Flux has not handled yet (ours or anyone’s)',
+      {},
+      { [Flux.requestedAt]: '2025-12-31T00:00:00Z' },
+      { action: 'skip', reason: 'in-flight' },
+    ],
+    [
+      'an upgrade running',
+      {
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'Unknown',
+            reason: 'Progressing',
+            message: "Running 'upgrade' action with timeout of 5m0s",
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          },
+        ],
+      },
+      {},
+      { action: 'skip', reason: 'in-flight', recheckAtMs: NOW + 6 * 60_000 },
+    ],
+  ])('holds a trigger while Flux works on the release: %s', (_name, status, annotations, expected) => {
+    const hr = release(stamped(D1, annotations));
+    Object.assign(hr.status, status);
+    expect(decide({ hr })).toMatchObject(expected);
+  });
+
+  it('holds nothing but triggers: a backfill is written while Flux works', () => {
+    const hr = release({ annotations: { [Flux.requestedAt]: '2025-12-31T00:00:00Z' } });
+    expect(decide({ hr }).action).toBe('backfill');
+  });
+
   it('triggers failed releases too (a values fix is what they need)', () => {
     expect(decide({ hr: release({ ...stamped(D1), failed: true }) }).action).toBe('trigger');
   });
@@ -110,12 +145,15 @@ describe('decideTrigger', () => {
   });
 
   const OLD = '2025-12-31T00:00:00Z';
+  // Flux handled the request OLD, but the reconcile failed before the release step (ValuesError,
+  // SourceNotReady), so forceAt/resetAt written with it were never evaluated.
   it.each([
-    ["a retry's resetAt Flux has not handled", Flux.resetAt, undefined, true],
-    ['a forceAt Flux has not handled', Flux.forceAt, undefined, true],
+    ["a retry's forceAt Flux has not evaluated", Flux.forceAt, undefined, true],
+    ['a resetAt Flux has not evaluated', Flux.resetAt, undefined, true],
     ['a resetAt Flux already handled', Flux.resetAt, OLD, false],
   ])('with %s, the new requestedAt carries %s along: %s', (_name, annotation, lastHandled, carried) => {
     const hr = release(stamped(D1, { [Flux.requestedAt]: OLD, [annotation]: OLD }));
+    hr.status.lastHandledReconcileAt = OLD;
     if (lastHandled) {
       hr.status.lastHandledResetAt = lastHandled;
       hr.status.lastHandledForceAt = lastHandled;
@@ -128,6 +166,7 @@ describe('decideTrigger', () => {
 
   it('does not carry a resetAt written with an older request', () => {
     const hr = release(stamped(D1, { [Flux.requestedAt]: OLD, [Flux.resetAt]: '2025-01-01T00:00:00Z' }));
+    hr.status.lastHandledReconcileAt = OLD;
     const d = decide({ hr });
     expect(d.action === 'trigger' && Flux.resetAt in d.patch.metadata.annotations).toBe(false);
   });

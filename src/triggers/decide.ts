@@ -2,8 +2,11 @@
 // and the state of every source that links to it, skip it, backfill our stamp without a reconcile, or
 // trigger it with one merge patch; and name the links it refuses. The patch carries
 // metadata.resourceVersion as a precondition: a digest computed from a release that has changed since it
-// was read is never written (the API server answers 409 and the key is reconciled again).
+// was read is never written (the API server answers 409 and the key is reconciled again). A trigger is held
+// while helm-controller works on the release (src/flux/activity.ts): nothing is written, the digests keep
+// differing, and the trigger is sent once Flux is done — never into a running upgrade, and no change lost.
 import { desiredStamp, isOptedOut } from '../admission/stamp.ts';
+import { fluxActivity } from '../flux/activity.ts';
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import { type MapChanges, type MergePatch, mapChanges } from '../kube/patch.ts';
 import { Annotations, Flux, Labels } from '../names.ts';
@@ -33,17 +36,24 @@ export interface TriggerOptions {
   force: boolean;
   /** A fresh reconcile token (RFC3339Nano time) for this write. */
   token: string;
+  /** The time, for the in-flight bound of a condition a dead controller left behind. */
+  nowMs: number;
 }
 
 /** The link-digests value of a linked source that is gone: its return (or its deletion) is a change. */
 export const MISSING_LINK = 'missing';
 
-export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged';
+export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged' | 'in-flight';
 export type TriggerReason = 'values-changed' | 'link-changed';
 export type BackfillReason = 'stamp' | 'link-digests';
 
 export type TriggerAction =
-  | { action: 'skip'; reason: SkipReason }
+  | { action: 'skip'; reason: Exclude<SkipReason, 'in-flight'> }
+  /**
+   * A trigger held while Flux works on the release: look again when its status changes, or at `recheckAtMs`
+   * (when a "Running ..." condition stops counting); `why` says what Flux is doing.
+   */
+  | { action: 'skip'; reason: 'in-flight'; why: string; recheckAtMs?: number }
   | { action: 'backfill'; reason: BackfillReason; patch: MergePatch }
   | {
       action: 'trigger';
@@ -110,6 +120,15 @@ function releaseAction(
   });
 
   if (valuesChanged || changedLinks.length > 0) {
+    const flux = fluxActivity(hr, options.nowMs);
+    if (flux.busy) {
+      return {
+        action: 'skip',
+        reason: 'in-flight',
+        why: flux.detail,
+        ...(flux.untilMs !== undefined ? { recheckAtMs: flux.untilMs } : {}),
+      };
+    }
     return {
       action: 'trigger',
       reason: valuesChanged ? 'values-changed' : 'link-changed',
@@ -179,9 +198,11 @@ function reconcileRequest(hr: HelmRelease, options: TriggerOptions): MapChanges 
 }
 
 /**
- * True when `annotation` (forceAt or resetAt) was written with the pending requestedAt and Flux has not
+ * True when `annotation` (forceAt or resetAt) was written with the current requestedAt and Flux has not
  * handled it yet. A new requestedAt must carry it along with the new token, or Flux would see the two
- * differ and drop it (e.g. a retry's resetAt overtaken by a trigger).
+ * differ and drop it. (A trigger is never sent while that requestedAt is pending; but a reconcile that fails
+ * before the release step — ValuesError, SourceNotReady — records the requestedAt as handled without ever
+ * evaluating forceAt/resetAt: a retry's forceAt then still waits, and the trigger carries it.)
  */
 function pendingWithRequest(hr: HelmRelease, annotation: string, lastHandled: string | undefined): boolean {
   const value = hr.metadata.annotations[annotation];
@@ -189,7 +210,7 @@ function pendingWithRequest(hr: HelmRelease, annotation: string, lastHandled: st
 }
 
 /** Skips that need no digest, so the reconciler can take them without any lookup. */
-export function skipBeforeLookup(hr: HelmRelease): SkipReason | undefined {
+export function skipBeforeLookup(hr: HelmRelease): Exclude<SkipReason, 'in-flight'> | undefined {
   if (isOptedOut(hr.metadata.annotations)) return 'ignored';
   if (hr.metadata.deletionTimestamp) return 'deleting';
   // Left alone while suspended; the digests still differ on resume, so the change is caught up then.

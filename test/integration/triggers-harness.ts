@@ -146,6 +146,18 @@ export async function releaseMeta(client: KubeClient, namespace: string, name: s
 export const requestedAt = async (client: KubeClient, namespace: string, name: string) =>
   (await releaseMeta(client, namespace, name)).annotations[Flux.requestedAt];
 
+/**
+ * Plays helm-controller finishing the reconcile a request started: status.lastHandledReconcileAt = the
+ * release's requestedAt. Until then the operator holds further triggers (src/flux/activity.ts).
+ */
+export async function fluxHandled(client: KubeClient, namespace: string, name: string): Promise<void> {
+  const token = await requestedAt(client, namespace, name);
+  if (!token) throw new Error(`${namespace}/${name} has no requestedAt to handle`);
+  await client.mergePatch(`${objectPath(HelmReleases, namespace, name)}/status`, {
+    status: { lastHandledReconcileAt: token },
+  });
+}
+
 /** Watches the releases of a namespace and records every write (resourceVersion change) with its requestedAt. */
 export async function countWrites(client: KubeClient, namespace: string) {
   const writes: { name: string; requestedAt: string | undefined }[] = [];

@@ -11,6 +11,7 @@ import {
   createRelease,
   createSecret,
   eventsIn,
+  fluxHandled,
   patchConfigMap,
   releaseMeta,
   requestedAt,
@@ -177,10 +178,39 @@ describe('trigger reconciler', () => {
     await stamped(client, ns, 'app');
     await createConfigMap(client, ns, 'later', { data: { 'values.yaml': 'a: 1' } });
     const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'first requestedAt' });
+    await fluxHandled(client, ns, 'app');
     await client.delete(objectPath(ConfigMaps, ns, 'later'));
     await eventually(async () => ((await requestedAt(client, ns, 'app')) !== first ? true : undefined), {
       what: 'second requestedAt',
     });
+  });
+
+  it('a change while Flux has not handled the last request is held, and sent the moment it has (no lost change)', async () => {
+    const { client, ns } = await setup();
+    await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 1' } });
+    await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'cm' }]);
+    const op = await operator([ns]);
+    await stamped(client, ns, 'app');
+    await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 2' } });
+    const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'first requestedAt' });
+    const digestAfterFirst = (await releaseMeta(client, ns, 'app')).annotations[Annotations.valuesDigest];
+    await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 3' } });
+    await sleep(1500);
+    expect(await requestedAt(client, ns, 'app')).toBe(first);
+    const skips = await op.registry.getSingleMetric('helmrelease_autopilot_trigger_skips_total')?.get();
+    expect(skips?.values.find((v) => v.labels.reason === 'in-flight')?.value).toBeGreaterThan(0);
+    await fluxHandled(client, ns, 'app');
+    const second = await eventually(
+      async () => {
+        const token = await requestedAt(client, ns, 'app');
+        return token !== first ? token : undefined;
+      },
+      { timeoutMs: 2000, what: 'the held trigger sent once Flux handled the first request' },
+    );
+    expect(second).toBeDefined();
+    expect((await releaseMeta(client, ns, 'app')).annotations[Annotations.valuesDigest]).not.toBe(
+      digestAfterFirst,
+    );
   });
 
   it('one of three patches failing (release deleted) loses no trigger for the others', async () => {
@@ -325,6 +355,7 @@ describe('trigger reconciler', () => {
     );
     await client.delete(objectPath(ConfigMaps, ns, 'linked'));
     const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'deletion triggered' });
+    await fluxHandled(client, ns, 'app');
     await createConfigMap(client, ns, 'linked', {
       data: { 'config.json': '{"new":true}' },
       annotations: link,

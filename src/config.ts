@@ -2,6 +2,7 @@
 // Precedence: command-line flag, then environment variable, then default. The README's configuration
 // table is checked against FLAGS by test/unit/readme.test.ts.
 
+import { type LabelMatcher, parseLabelSelector } from './kube/selector.ts';
 import type { ClassifyPolicy } from './retry/classify.ts';
 import type { RetryLimits } from './retry/decide.ts';
 import { transientPatterns } from './retry/patterns.ts';
@@ -125,6 +126,19 @@ const oneOf = <T extends string>(help: string, env: string, def: T, values: read
       throw new ConfigError(`--${name}: "${raw}" must be one of ${values.join(', ')}`);
     }
     return raw as T;
+  },
+});
+
+/** A label selector, checked at start-up (the string is kept: parseLabelSelector is cheap to run again). */
+const labelSelector = (help: string, env: string, def: string): FlagSpec<string> => ({
+  env,
+  help,
+  default: def,
+  type: 'string',
+  parse: (raw, name) => {
+    const parsed = parseLabelSelector(raw);
+    if (!parsed.ok) throw new ConfigError(`--${name}: ${parsed.error}`);
+    return raw;
   },
 });
 
@@ -265,6 +279,16 @@ export const FLAGS = {
     'Emit events and metrics for triggers and retries, but write nothing to HelmReleases.',
     `${E}NOTIFY_ONLY`,
     false,
+  ),
+  'flux-watches-configs': bool(
+    'helm-controller watches ConfigMaps/Secrets itself (Flux >= 2.7, DisableConfigWatchers gate off): no reconcile request for changes of sources matching --watch-configs-label-selector, only their digest recorded. Off: trigger on every change (a redundant request costs Flux one no-op reconcile).',
+    `${E}FLUX_WATCHES_CONFIGS`,
+    false,
+  ),
+  'watch-configs-label-selector': labelSelector(
+    'The label selector helm-controller\'s --watch-configs-label-selector is set to (used with --flux-watches-configs). Empty: no source counts as watched (helm-controller\'s empty value, watch all, is written "!helmrelease-autopilot.dev/none").',
+    `${E}WATCH_CONFIGS_LABEL_SELECTOR`,
+    'reconcile.fluxcd.io/watch=Enabled',
   ),
   'compat-trigger-operator': bool(
     "Also honour helmrelease-trigger-operator's link annotations (nebius.ai/..., uburro.github.com/...).",
@@ -432,6 +456,20 @@ function validate(c: FlagValues): Config {
   if (!c.webhook && !c.reconciler)
     throw new ConfigError('--webhook and --reconciler are both off: nothing to run');
   return { ...c, retry };
+}
+
+/**
+ * The sources helm-controller watches itself, as a matcher of their labels; undefined when the operator is
+ * not told that it does (--flux-watches-configs off) or the selector is empty.
+ */
+export function fluxWatchMatcher(
+  c: Pick<FlagValues, 'flux-watches-configs' | 'watch-configs-label-selector'>,
+): LabelMatcher | undefined {
+  const raw = c['watch-configs-label-selector'];
+  if (!c['flux-watches-configs'] || raw.trim() === '') return undefined;
+  const parsed = parseLabelSelector(raw);
+  if (!parsed.ok) throw new ConfigError(`--watch-configs-label-selector: ${parsed.error}`);
+  return parsed.matches;
 }
 
 /** Compiles the transient patterns once (a bad one names its flag) and assembles the retry limits. */

@@ -11,7 +11,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { TokenBucket } from '../../controller/queue.ts';
 import { startRetryController } from '../../controller/retries/controller.ts';
 import { startTriggerController } from '../../controller/triggers/controller.ts';
-import type { Config } from '../../src/config.ts';
+import { type Config, fluxWatchMatcher } from '../../src/config.ts';
 import { createCaches } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder } from '../../src/kube/events.ts';
@@ -44,6 +44,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
     client,
     logger: log,
     compatLinks: config['compat-trigger-operator'],
+    fluxWatches: fluxWatchMatcher(config),
     ...(watchNamespace ? { namespace: watchNamespace } : {}),
   });
   caches.start();

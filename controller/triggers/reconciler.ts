@@ -3,7 +3,7 @@
 // (the one write or, in notify-only mode, only tell). Events and metrics describe what was done; Secret data
 // never leaves the values store (digests only).
 import type { Logger } from 'pino';
-import { type HelmRelease, parseReleaseKey } from '../../src/flux/helmrelease.ts';
+import { type HelmRelease, parseReleaseKey, releaseKey } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.ts';
 import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
@@ -20,7 +20,7 @@ import {
   type TriggerAction,
   type TriggerInput,
 } from '../../src/triggers/decide.ts';
-import { parseSourceId, type SourceId, sourceAllowed } from '../../src/triggers/links.ts';
+import { parseSourceId, type SourceId, sourceAllowed, sourceId } from '../../src/triggers/links.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { shortDigest } from '../../src/values/digest.ts';
@@ -67,6 +67,11 @@ export class ObservedChanges {
       this.byKey.set(key, o);
     }
     if (source) o.sources.add(source);
+  }
+  /** The sources seen changing for key so far; undefined when nothing was noted (e.g. after a start). */
+  sources(key: string): SourceId[] | undefined {
+    const o = this.byKey.get(key);
+    return o && o.sources.size > 0 ? [...o.sources] : undefined;
   }
   take(key: string): { at: number; sources: Set<SourceId> } | undefined {
     const o = this.byKey.get(key);
@@ -120,10 +125,26 @@ export class TriggerReconciler {
     try {
       const valuesDigest =
         hr.valuesFrom.length > 0 ? await digestOfRelease(this.d.caches.values, hr) : undefined;
-      return { hr, valuesDigest, links: await this.linkSources(hr) };
+      const key = releaseKey(hr.metadata.namespace, hr.metadata.name);
+      const changedSources = this.d.observed.sources(key);
+      return {
+        hr,
+        valuesDigest,
+        links: await this.linkSources(hr),
+        fluxWatched: this.fluxWatched(hr),
+        ...(changedSources ? { changedSources } : {}),
+      };
     } catch (err) {
       throw new TriggerError('lookup', `values lookup failed: ${errorMessage(err)}`, { cause: err });
     }
+  }
+
+  /** The sources the release consumes that helm-controller watches itself (see SourceMeta.fluxWatched). */
+  private fluxWatched(hr: HelmRelease): SourceId[] {
+    const ns = hr.metadata.namespace;
+    return hr.valuesFrom
+      .map((r) => sourceId(r.kind, ns, r.name))
+      .filter((id) => this.sourceMeta(id)?.value.fluxWatched === true);
   }
 
   /** The state of every source that links to the release now, or is recorded on it. */

@@ -127,6 +127,66 @@ describe('decideTrigger', () => {
     expect(decide({ hr }).action).toBe('backfill');
   });
 
+  const WATCHED = 'ConfigMap/ns/cm';
+  const OTHER = 'Secret/ns/other';
+  const twoSources = (hr: HelmRelease): HelmRelease => ({
+    ...hr,
+    valuesFrom: [
+      ...hr.valuesFrom,
+      { kind: 'Secret', name: 'other', valuesKey: 'values.yaml', targetPath: '', optional: false },
+    ],
+  });
+  it.each<[string, HelmRelease, Partial<TriggerInput>, TriggerAction['action'], string]>([
+    [
+      'every consumed source watched by Flux',
+      release(stamped(D1)),
+      { fluxWatched: [WATCHED] },
+      'backfill',
+      'flux-watched',
+    ],
+    [
+      'every consumed source watched, with --force: still no second (forced) upgrade',
+      release(stamped(D1, { [Annotations.force]: 'true' })),
+      { fluxWatched: [WATCHED] },
+      'backfill',
+      'flux-watched',
+    ],
+    [
+      'a mixed release, only the watched source seen changing',
+      twoSources(release(stamped(D1))),
+      { fluxWatched: [WATCHED], changedSources: [WATCHED] },
+      'backfill',
+      'flux-watched',
+    ],
+    [
+      'a mixed release, the unwatched source seen changing',
+      twoSources(release(stamped(D1))),
+      { fluxWatched: [WATCHED], changedSources: [WATCHED, OTHER] },
+      'trigger',
+      'values-changed',
+    ],
+    [
+      'a mixed release, changes unknown (after a start)',
+      twoSources(release(stamped(D1))),
+      { fluxWatched: [WATCHED] },
+      'trigger',
+      'values-changed',
+    ],
+    [
+      'no source watched (the default)',
+      release(stamped(D1)),
+      { fluxWatched: [] },
+      'trigger',
+      'values-changed',
+    ],
+  ])('sources Flux watches itself: %s -> %s', (_name, hr, extra, action, reason) => {
+    const d = decide({ hr, ...extra });
+    expect(d).toMatchObject({ action, reason });
+    if (d.action === 'backfill') {
+      expect(d.patch.metadata.annotations).toEqual({ [Annotations.valuesDigest]: D2 });
+    }
+  });
+
   it('triggers failed releases too (a values fix is what they need)', () => {
     expect(decide({ hr: release({ ...stamped(D1), failed: true }) }).action).toBe('trigger');
   });

@@ -10,7 +10,7 @@ import { fluxActivity } from '../flux/activity.ts';
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import { type MapChanges, type MergePatch, mapChanges } from '../kube/patch.ts';
 import { Annotations, Flux, Labels } from '../names.ts';
-import type { SourceId } from './links.ts';
+import { type SourceId, sourceId } from './links.ts';
 
 /** What the gatherer found about one ConfigMap/Secret that links to the release now or is recorded on it. */
 export type LinkSourceState =
@@ -29,6 +29,13 @@ export interface TriggerInput {
   valuesDigest: string | undefined;
   /** Every source that links to the release now or is recorded in its link-digests annotation. */
   links: Readonly<Record<SourceId, LinkSourceState>>;
+  /**
+   * Sources the release consumes through valuesFrom that helm-controller watches itself (they match
+   * --watch-configs-label-selector, with --flux-watches-configs): a change of theirs is Flux's to act on.
+   */
+  fluxWatched?: readonly SourceId[];
+  /** Sources seen changing since the release was last handled; undefined when unknown (e.g. after a start). */
+  changedSources?: readonly SourceId[];
 }
 
 export interface TriggerOptions {
@@ -45,7 +52,7 @@ export const MISSING_LINK = 'missing';
 
 export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged' | 'in-flight';
 export type TriggerReason = 'values-changed' | 'link-changed';
-export type BackfillReason = 'stamp' | 'link-digests';
+export type BackfillReason = 'stamp' | 'link-digests' | 'flux-watched';
 
 export type TriggerAction =
   | { action: 'skip'; reason: Exclude<SkipReason, 'in-flight'> }
@@ -79,7 +86,7 @@ export function decideTrigger(input: TriggerInput, options: TriggerOptions): Tri
   const refused = Object.keys(input.links)
     .filter((id) => input.links[id]?.state === 'refused')
     .sort();
-  return { action: releaseAction(input.hr, input.valuesDigest, linkDigests(input.links), options), refused };
+  return { action: releaseAction(input, linkDigests(input.links), options), refused };
 }
 
 /**
@@ -103,11 +110,11 @@ export function recordedLinks(hr: HelmRelease): SourceId[] {
 
 /** What to do with a release that is not skipped before the lookup, given the digests of what it consumes. */
 function releaseAction(
-  hr: HelmRelease,
-  valuesDigest: string | undefined,
+  input: TriggerInput,
   links: Readonly<Record<SourceId, string>>,
   options: TriggerOptions,
 ): TriggerAction {
+  const { hr, valuesDigest } = input;
   const valuesChanged = valuesDigestChanged(hr, valuesDigest);
   const changedLinks = changedLinkSources(hr, links);
   const { labels, annotations } = recordChanges(hr, valuesDigest, links);
@@ -119,6 +126,10 @@ function releaseAction(
     },
   });
 
+  // helm-controller reconciles by itself on changes of the sources it watches: record the digest only.
+  if (valuesChanged && changedLinks.length === 0 && changeWatchedByFlux(input)) {
+    return { action: 'backfill', reason: 'flux-watched', patch: patch({}) };
+  }
   if (valuesChanged || changedLinks.length > 0) {
     const flux = fluxActivity(hr, options.nowMs);
     if (flux.busy) {
@@ -146,6 +157,24 @@ function releaseAction(
     return { action: 'backfill', reason: onlyLinks ? 'link-digests' : 'stamp', patch: patch({}) };
   }
   return { action: 'skip', reason: 'unchanged' };
+}
+
+/**
+ * Whether the values change is one helm-controller acts on by itself: every source the release consumes is
+ * watched by it, or every consumed source seen changing is. Unknown changes (after a start) of a release
+ * that also consumes unwatched sources are ours, so nothing is lost (at worst Flux reconciles twice, the
+ * second time without a new revision).
+ */
+export function changeWatchedByFlux(
+  input: Pick<TriggerInput, 'hr' | 'fluxWatched' | 'changedSources'>,
+): boolean {
+  const watched = new Set(input.fluxWatched ?? []);
+  if (watched.size === 0) return false;
+  const ns = input.hr.metadata.namespace;
+  const consumed = new Set(input.hr.valuesFrom.map((r) => sourceId(r.kind, ns, r.name)));
+  if ([...consumed].every((id) => watched.has(id))) return true;
+  const changed = (input.changedSources ?? []).filter((id) => consumed.has(id));
+  return changed.length > 0 && changed.every((id) => watched.has(id));
 }
 
 function valuesDigestChanged(hr: HelmRelease, valuesDigest: string | undefined): boolean {

@@ -6,7 +6,7 @@ import {
   type TriggerConfig,
   type TriggerController,
 } from '../../controller/triggers/controller.ts';
-import { createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
+import { type CachesOptions, createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import {
@@ -44,12 +44,14 @@ export async function startOperator(
   client: KubeClient,
   namespaces: string[],
   config: Partial<TriggerConfig> = {},
+  caching: Pick<CachesOptions, 'fluxWatches'> = {},
 ): Promise<Operator> {
   const caches = createCaches({
     client,
     logger: testLogger(),
     ...(namespaces.length === 1 ? { namespace: namespaces[0] } : {}),
     compatLinks: config['compat-trigger-operator'] ?? false,
+    ...caching,
   });
   const registry = new Registry();
   caches.start();
@@ -108,10 +110,15 @@ export async function createConfigMap(
     data?: Record<string, string>;
     binaryData?: Record<string, string>;
     annotations?: Record<string, string>;
+    labels?: Record<string, string>;
   },
 ): Promise<void> {
   await client.create(collectionPath(ConfigMaps, namespace), {
-    metadata: { name, ...(body.annotations ? { annotations: body.annotations } : {}) },
+    metadata: {
+      name,
+      ...(body.annotations ? { annotations: body.annotations } : {}),
+      ...(body.labels ? { labels: body.labels } : {}),
+    },
     ...(body.data ? { data: body.data } : {}),
     ...(body.binaryData ? { binaryData: body.binaryData } : {}),
   });

@@ -1,6 +1,7 @@
 // The trigger reconciler against a real API server: one property per test, each in its own namespace,
 // with the operator scoped to that namespace so parallel tests do not interfere.
 import { afterEach, describe, expect, it } from 'vitest';
+import { FLAGS, fluxWatchMatcher } from '../../src/config.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { ConfigMaps, HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
@@ -39,9 +40,10 @@ async function operator(
   namespaces: string[],
   config: Parameters<typeof startOperator>[2] = {},
   wrap: (asOperator: KubeClient) => KubeClient = (c) => c,
+  caching: Parameters<typeof startOperator>[3] = {},
 ) {
   const asOperator = await operatorClient();
-  const op = await startOperator(wrap(asOperator), namespaces, config);
+  const op = await startOperator(wrap(asOperator), namespaces, config, caching);
   cleanups.push(async () => {
     await op.stop();
     asOperator.close();
@@ -211,6 +213,42 @@ describe('trigger reconciler', () => {
     expect((await releaseMeta(client, ns, 'app')).annotations[Annotations.valuesDigest]).not.toBe(
       digestAfterFirst,
     );
+  });
+
+  it('--flux-watches-configs: a change of a source Flux watches is recorded without requestedAt; of another, triggered', async () => {
+    const { client, ns } = await setup();
+    const watched = { [Flux.watchLabel]: 'Enabled' };
+    await createConfigMap(client, ns, 'watched', { data: { 'values.yaml': 'a: 1' }, labels: watched });
+    await createConfigMap(client, ns, 'plain', { data: { 'values.yaml': 'b: 1' } });
+    await createRelease(client, ns, 'both', [
+      { kind: 'ConfigMap', name: 'watched' },
+      { kind: 'ConfigMap', name: 'plain' },
+    ]);
+    await createRelease(client, ns, 'only-watched', [{ kind: 'ConfigMap', name: 'watched' }]);
+    const matcher = fluxWatchMatcher({
+      'flux-watches-configs': true,
+      'watch-configs-label-selector': FLAGS['watch-configs-label-selector'].default,
+    });
+    const op = await operator([ns], {}, (c) => c, { ...(matcher ? { fluxWatches: matcher } : {}) });
+    const before = await stamped(client, ns, 'only-watched');
+    await stamped(client, ns, 'both');
+    const w = await writes(client, ns);
+
+    await patchConfigMap(client, ns, 'watched', { data: { 'values.yaml': 'a: 2' } });
+    const fluxWatchedBackfills = async () => {
+      const m = await op.registry.getSingleMetric('helmrelease_autopilot_trigger_backfills_total')?.get();
+      return m?.values.find((v) => v.labels.reason === 'flux-watched')?.value ?? 0;
+    };
+    await eventually(async () => (await fluxWatchedBackfills()) === 2, { what: 'both digests recorded' });
+    expect((await releaseMeta(client, ns, 'only-watched')).annotations[Annotations.valuesDigest]).not.toBe(
+      before.annotations[Annotations.valuesDigest],
+    );
+    await sleep(1000);
+    expect(w.writes.filter((x) => x.requestedAt !== undefined)).toEqual([]);
+
+    await patchConfigMap(client, ns, 'plain', { data: { 'values.yaml': 'b: 2' } });
+    await eventually(() => requestedAt(client, ns, 'both'), { what: 'the unwatched source triggered' });
+    expect(await requestedAt(client, ns, 'only-watched')).toBeUndefined();
   });
 
   it('one of three patches failing (release deleted) loses no trigger for the others', async () => {

@@ -16,6 +16,8 @@ interface FlagSpec<T> {
   /** Placeholder shown in --help, e.g. "duration". Absent for booleans. */
   type: 'bool' | 'string' | 'int' | 'number' | 'duration' | 'list' | 'enum';
   values?: readonly string[];
+  /** A valid non-default value, for flags whose strings are checked (tests that set every flag). */
+  example?: string;
   parse: (raw: string, name: string) => T;
 }
 
@@ -135,6 +137,7 @@ const labelSelector = (help: string, env: string, def: string): FlagSpec<string>
   help,
   default: def,
   type: 'string',
+  example: 'owner!=helm',
   parse: (raw, name) => {
     const parsed = parseLabelSelector(raw);
     if (!parsed.ok) throw new ConfigError(`--${name}: ${parsed.error}`);
@@ -270,6 +273,13 @@ export const FLAGS = {
     10_000,
   ),
   'write-burst': int('Writes allowed in a burst above --write-qps.', `${E}WRITE_BURST`, 40, 1, 100_000),
+  'max-upgrades-in-flight': int(
+    'Releases reconciling at once because of our triggers and retries, cluster-wide (0: no limit); the rest wait in order. A release counts from our write until Flux has handled it and stopped progressing.',
+    `${E}MAX_UPGRADES_IN_FLIGHT`,
+    0,
+    0,
+    100_000,
+  ),
   force: bool(
     'Set reconcile.fluxcd.io/forceAt with every trigger (upgrade even when the values are unchanged).',
     `${E}FORCE`,

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import { TokenBucket } from '../../controller/queue.ts';
 import { startRetryController } from '../../controller/retries/controller.ts';
+import { startRolloutBudget } from '../../controller/rollout.ts';
 import { startTriggerController } from '../../controller/triggers/controller.ts';
 import { type Config, fluxWatchMatcher } from '../../src/config.ts';
 import { createCaches } from '../../src/kube/caches.ts';
@@ -121,6 +122,14 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
     registers: [registry],
   });
   leader.set(0);
+  // One rollout budget for both reconcilers (--max-upgrades-in-flight), counted by this replica while it leads.
+  const rollout = startRolloutBudget({
+    max: config['max-upgrades-in-flight'],
+    caches,
+    registry,
+    logger: log,
+  });
+  const rolloutBudget = rollout.budget;
   let running: { stop(): Promise<void> }[] = [];
   let started = false;
   return {
@@ -137,12 +146,22 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
           registry,
           events,
           writeLimiter,
+          rolloutBudget,
           ...(watchNamespace ? { inScope: (ns: string) => ns === watchNamespace } : {}),
         }),
       );
       if (config.retries) {
         running.push(
-          startRetryController({ client, caches, config, logger: log, registry, events, writeLimiter }),
+          startRetryController({
+            client,
+            caches,
+            config,
+            logger: log,
+            registry,
+            events,
+            writeLimiter,
+            rolloutBudget,
+          }),
         );
       }
     },
@@ -151,6 +170,7 @@ function reconcilerRole(ctx: RoleContext, caches: ReturnType<typeof createCaches
       running = [];
       leader.set(0);
       await Promise.all(r.map((c) => c.stop()));
+      rollout.stop();
     },
   };
 }

@@ -11,6 +11,7 @@ import { createEventRecorder, type EventRecorder } from '../../src/kube/events.t
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
+import type { RolloutBudget } from '../rollout.ts';
 import { createRetryMetrics, type RetryMetrics } from './metrics.ts';
 import { RetryConflict, RetryReconciler } from './reconciler.ts';
 
@@ -34,6 +35,8 @@ export interface RetryControllerOptions {
   events?: EventRecorder;
   /** Shared write rate limit (all reconcilers together); default: one of its own from --write-qps/--write-burst. */
   writeLimiter?: { take(): Promise<void> };
+  /** --max-upgrades-in-flight, shared with the triggers (default: no limit). */
+  rolloutBudget?: RolloutBudget;
 }
 
 export interface RetryController {
@@ -53,6 +56,8 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     events: o.events ?? createEventRecorder({ client: o.client, logger: log, clock }),
     writeLimiter: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
     metrics,
+    ...(o.rolloutBudget ? { budget: o.rolloutBudget } : {}),
+    wake: (key) => queue.addAfter(key, 0),
   });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: o.config.concurrency,

@@ -15,6 +15,7 @@ import { type Action, decideRetry, type RetryInput, retryInput } from '../../src
 import { episodeFingerprint } from '../../src/retry/state.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import type { ReconcileResult } from '../queue.ts';
+import { budgetedWrite, type RolloutBudget, UNLIMITED } from '../rollout.ts';
 import { RetryEvents } from './events.ts';
 import type { RetryGaugeState, RetryMetrics } from './metrics.ts';
 
@@ -27,6 +28,9 @@ export interface RetryReconcilerDeps {
   events: EventRecorder;
   writeLimiter: { take(): Promise<void> };
   metrics: RetryMetrics;
+  /** --max-upgrades-in-flight (default: no limit), and how a release waiting for a slot is woken. */
+  budget?: RolloutBudget;
+  wake?: (key: string) => void;
 }
 
 /** Our conditional write met a newer release (409): nothing was counted; the queue retries with backoff. */
@@ -93,6 +97,7 @@ export class RetryReconciler {
   }
 
   private async act(g: Gathered, a: Action): Promise<ReconcileResult> {
+    if (!requestsReconcile(a) || this.d.config['notify-only']) this.budget.leave(g.key, 'retries');
     switch (a.kind) {
       case 'restart':
         return this.restart(g, a);
@@ -142,7 +147,7 @@ export class RetryReconciler {
       }
       return undefined;
     }
-    if (!(await this.write(g, a.patch))) return undefined;
+    if (!(await this.budgeted(g, a.patch, true))) return undefined;
     this.d.metrics.outcome('triggered');
     g.log.info({ attempt: a.attempt, token: a.token, why }, 'retry requested');
     await this.d.events.emit(target, RetryEvents.triggered(why, a.attempt, this.maxAttempts, a.token));
@@ -156,7 +161,7 @@ export class RetryReconciler {
         await this.d.events.emit(releaseTarget(g.release), RetryEvents.restarted(a.handled, a.token, true));
       return undefined;
     }
-    if (!(await this.write(g, a.patch))) return undefined;
+    if (!(await this.budgeted(g, a.patch, a.token !== undefined))) return undefined;
     this.d.metrics.outcome('restarted');
     g.log.info({ handled: a.handled, token: a.token }, 'retry budget restarted by hand');
     await this.d.events.emit(releaseTarget(g.release), RetryEvents.restarted(a.handled, a.token, false));
@@ -174,6 +179,23 @@ export class RetryReconciler {
     g.log.warn({ attempts: a.attempts, failed: a.failed, episode: a.episode, why }, 'retries exhausted');
     await this.d.events.emit(releaseTarget(g.release), RetryEvents.exhausted(why, a.attempts, a.failed));
     return undefined;
+  }
+
+  private get budget(): RolloutBudget {
+    return this.d.budget ?? UNLIMITED;
+  }
+
+  /**
+   * The write, holding a slot of the rollout budget when it asks Flux to reconcile. False when the release is
+   * gone or must wait for a slot (it is woken when its turn comes).
+   */
+  private async budgeted(g: Gathered, patch: MergePatch, reconciles: boolean): Promise<boolean> {
+    if (!reconciles) return this.write(g, patch);
+    if (!this.budget.acquire(g.key, 'retries', () => this.d.wake?.(g.key))) {
+      g.log.debug({ max: this.budget.max }, 'retry waits for a slot of --max-upgrades-in-flight');
+      return false;
+    }
+    return budgetedWrite(this.budget, g.key, patch, () => this.write(g, patch));
   }
 
   /** True the first time `what` is seen for key (since the last different one). */
@@ -207,6 +229,11 @@ export class RetryReconciler {
       throw err;
     }
   }
+}
+
+/** Whether an action's write asks Flux to reconcile (and so needs a slot of the rollout budget). */
+function requestsReconcile(a: Action): boolean {
+  return a.kind === 'retry' || (a.kind === 'restart' && a.token !== undefined);
 }
 
 /** Which gauge a decision puts the release in. */

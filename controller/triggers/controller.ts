@@ -23,6 +23,7 @@ import { HELM_SECRET_PREFIX, planWarmup, type WarmupGroup } from '../../src/trig
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { DEFAULT_BACKOFF, TokenBucket, WorkQueue } from '../queue.ts';
+import type { RolloutBudget } from '../rollout.ts';
 import { TriggerIndex } from './index.ts';
 import { createTriggerMetrics, type TriggerMetrics } from './metrics.ts';
 import { ObservedChanges, type ReconcilerDeps, TriggerError, TriggerReconciler } from './reconciler.ts';
@@ -52,6 +53,8 @@ export interface TriggerControllerOptions {
   writeLimiter?: { take(): Promise<void> };
   /** Work queue backoff after a failure (default 100 ms doubling to 60 s). */
   backoff?: { baseMs: number; maxMs: number };
+  /** --max-upgrades-in-flight, shared with the retries (default: no limit). */
+  rolloutBudget?: RolloutBudget;
 }
 
 export interface TriggerController {
@@ -90,7 +93,15 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
   const observed = new ObservedChanges();
   // The gauge reads the queue's depth only when scraped, after the queue below exists.
   const metrics = createTriggerMetrics(o.registry, () => queue.depth);
-  const reconciler = newReconciler(o, { clock, logger: log, index, observed, metrics, stopped });
+  const reconciler = newReconciler(o, {
+    clock,
+    logger: log,
+    index,
+    observed,
+    metrics,
+    stopped,
+    wake: (key) => queue.addAfter(key, 0),
+  });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: o.config.concurrency,
     debounceMs: o.config.debounce,
@@ -134,7 +145,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
 /** The reconciler, with the options' recorder, write limiter and flags (or defaults). */
 function newReconciler(
   o: TriggerControllerOptions,
-  shared: Pick<ReconcilerDeps, 'clock' | 'logger' | 'index' | 'observed' | 'metrics' | 'stopped'>,
+  shared: Pick<ReconcilerDeps, 'clock' | 'logger' | 'index' | 'observed' | 'metrics' | 'stopped' | 'wake'>,
 ): TriggerReconciler {
   const { clock, logger } = shared;
   return new TriggerReconciler({
@@ -146,6 +157,7 @@ function newReconciler(
     nextToken: tokenSource(clock),
     force: o.config.force,
     notifyOnly: o.config['notify-only'],
+    ...(o.rolloutBudget ? { budget: o.rolloutBudget } : {}),
   });
 }
 

@@ -26,6 +26,7 @@ import { errorMessage } from '../../src/util/errors.ts';
 import { shortDigest } from '../../src/values/digest.ts';
 import { digestOfRelease } from '../../src/values/lookup.ts';
 import type { ReconcileResult, TokenBucket } from '../queue.ts';
+import { budgetedWrite, type RolloutBudget, UNLIMITED } from '../rollout.ts';
 import { TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
 import type { TriggerMetrics } from './metrics.ts';
@@ -45,6 +46,9 @@ export interface ReconcilerDeps {
   observed: ObservedChanges;
   force: boolean;
   notifyOnly: boolean;
+  /** --max-upgrades-in-flight (default: no limit), and how a release waiting for a slot is woken. */
+  budget?: RolloutBudget;
+  wake?: (key: string) => void;
 }
 
 /** A failure the queue retries with backoff; `type` labels the error metric. */
@@ -172,10 +176,19 @@ export class TriggerReconciler {
     a: TriggerAction,
     log: Logger,
   ): Promise<ReconcileResult> {
+    const budget = this.d.budget ?? UNLIMITED;
+    if (a.action !== 'trigger' || this.d.notifyOnly) budget.leave(key, 'triggers');
     if (a.action === 'skip' && a.reason === 'in-flight') return this.held(a, log);
     if (a.action === 'skip') return this.skipped(key, a.reason, log);
     if (this.d.notifyOnly) return this.notify(key, input.hr, a, log);
-    if (!(await this.write(key, input.hr, a.patch, log))) return undefined;
+    if (a.action === 'trigger' && !budget.acquire(key, 'triggers', () => this.d.wake?.(key))) {
+      this.d.metrics.skips.inc({ reason: 'rollout-budget' });
+      log.debug({ max: budget.max }, 'trigger waits for a slot of --max-upgrades-in-flight');
+      return undefined;
+    }
+    const write = () => this.write(key, input.hr, a.patch, log);
+    if (!(await (a.action === 'trigger' ? budgetedWrite(budget, key, a.patch, write) : write())))
+      return undefined;
     const seen = this.d.observed.take(key);
     if (a.action === 'trigger') return this.triggered(input.hr, a, seen, log);
     this.d.metrics.backfills.inc({ reason: a.reason });

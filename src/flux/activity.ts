@@ -70,6 +70,17 @@ export function fluxActivity(hr: HelmRelease, nowMs: number): FluxActivity {
   };
 }
 
+/**
+ * Whether a request we wrote (`token`) is over: Flux handled it — or, once the release was seen carrying it
+ * (`seen`), a later request that replaced it — and no action runs any more. Before our token was seen, an
+ * older handled request on a stale read must not count.
+ */
+export function requestSettled(hr: HelmRelease, token: string, seen: boolean, nowMs: number): boolean {
+  const requested = hr.metadata.annotations[Flux.requestedAt];
+  const handled = hr.status.lastHandledReconcileAt === token || (seen && requested !== token);
+  return handled && !fluxActivity(hr, nowMs).busy;
+}
+
 /** When a Progressing condition stops counting: its transition + the action's timeout + a margin. */
 function progressingUntil(c: Condition): number | undefined {
   const since = c.lastTransitionTime ? Date.parse(c.lastTransitionTime) : Number.NaN;

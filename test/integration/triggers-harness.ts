@@ -1,6 +1,7 @@
 // Shared setup of the trigger integration tests: an operator (caches + trigger controller) scoped to the
 // test's namespaces, objects to create, and a watch that counts writes to the releases.
 import { Registry } from 'prom-client';
+import { type RolloutBudget, startRolloutBudget } from '../../controller/rollout.ts';
 import {
   startTriggerController,
   type TriggerConfig,
@@ -36,6 +37,8 @@ export interface Operator {
   caches: OperatorCaches;
   controller: TriggerController;
   registry: Registry;
+  /** --max-upgrades-in-flight (UNLIMITED unless asked for). */
+  budget: RolloutBudget;
   stop(): Promise<void>;
 }
 
@@ -44,17 +47,23 @@ export async function startOperator(
   client: KubeClient,
   namespaces: string[],
   config: Partial<TriggerConfig> = {},
-  caching: Pick<CachesOptions, 'fluxWatches'> = {},
+  caching: Pick<CachesOptions, 'fluxWatches'> & { maxUpgradesInFlight?: number } = {},
 ): Promise<Operator> {
   const caches = createCaches({
     client,
     logger: testLogger(),
     ...(namespaces.length === 1 ? { namespace: namespaces[0] } : {}),
     compatLinks: config['compat-trigger-operator'] ?? false,
-    ...caching,
+    ...(caching.fluxWatches ? { fluxWatches: caching.fluxWatches } : {}),
   });
   const registry = new Registry();
   caches.start();
+  const rollout = startRolloutBudget({
+    max: caching.maxUpgradesInFlight ?? 0,
+    caches,
+    registry,
+    logger: testLogger(),
+  });
   const controller = startTriggerController({
     client,
     caches,
@@ -62,6 +71,7 @@ export async function startOperator(
     logger: testLogger(),
     registry,
     inScope: (ns) => namespaces.includes(ns),
+    rolloutBudget: rollout.budget,
   });
   await caches.waitForSync();
   await controller.whenIdle();
@@ -69,7 +79,9 @@ export async function startOperator(
     caches,
     controller,
     registry,
+    budget: rollout.budget,
     stop: async () => {
+      rollout.stop();
       await controller.stop();
       await caches.stop();
     },

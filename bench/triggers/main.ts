@@ -14,6 +14,7 @@ import { startControlPlane } from '../../hack/controlplane.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { machine, type summary } from '../stats.ts';
 import { latencyPhase } from './latency.ts';
+import { fluxHandlesPending } from './observers.ts';
 import { type ScaleOptions, scalePhase } from './scale.ts';
 import { stormDebounced, stormOnce } from './storm.ts';
 
@@ -118,12 +119,14 @@ async function main(o: Options) {
     process.stderr.write(
       `  ${JSON.stringify(l1000.result.triggerLatencyMs)}\nstorm: 1,000 changes at once\n`,
     );
+    await fluxHandlesPending(client, l1000.ns);
     const storm = await stormOnce(client, l1000.releases, l1000.ns, 1000);
     await l1000.releases.stop();
     await l1000.op.stop();
     process.stderr.write(
       `  ${JSON.stringify(storm)}\nstorm: 1,000 changes on 100 ConfigMaps, debounce 1 s\n`,
     );
+    await fluxHandlesPending(client, l1000.ns);
     const debounced = await stormDebounced(cp, client, l1000.ns);
     process.stderr.write(`  ${JSON.stringify(debounced)}\nscale: ${o.scale.releases} releases\n`);
     const scale = await scalePhase(cp, client, o.scale);

@@ -2,6 +2,7 @@
 // Precedence: command-line flag, then environment variable, then default. The README's configuration
 // table is checked against FLAGS by test/unit/readme.test.ts.
 
+import { type LabelMatcher, parseLabelSelector } from './kube/selector.ts';
 import type { ClassifyPolicy } from './retry/classify.ts';
 import type { RetryLimits } from './retry/decide.ts';
 import { transientPatterns } from './retry/patterns.ts';
@@ -15,6 +16,8 @@ interface FlagSpec<T> {
   /** Placeholder shown in --help, e.g. "duration". Absent for booleans. */
   type: 'bool' | 'string' | 'int' | 'number' | 'duration' | 'list' | 'enum';
   values?: readonly string[];
+  /** A valid non-default value, for flags whose strings are checked (tests that set every flag). */
+  example?: string;
   parse: (raw: string, name: string) => T;
 }
 
@@ -128,6 +131,20 @@ const oneOf = <T extends string>(help: string, env: string, def: T, values: read
       throw new ConfigError(`--${name}: "${raw}" must be one of ${values.join(', ')}`);
     }
     return raw as T;
+  },
+});
+
+/** A label selector, checked at start-up (the string is kept: parseLabelSelector is cheap to run again). */
+const labelSelector = (help: string, env: string, def: string): FlagSpec<string> => ({
+  env,
+  help,
+  default: def,
+  type: 'string',
+  example: 'owner!=helm',
+  parse: (raw, name) => {
+    const parsed = parseLabelSelector(raw);
+    if (!parsed.ok) throw new ConfigError(`--${name}: ${parsed.error}`);
+    return raw;
   },
 });
 
@@ -269,6 +286,13 @@ export const FLAGS = {
     10_000,
   ),
   'write-burst': int('Writes allowed in a burst above --write-qps.', `${E}WRITE_BURST`, 40, 1, 100_000),
+  'max-upgrades-in-flight': int(
+    'Releases reconciling at once because of our triggers and retries, cluster-wide (0: no limit); the rest wait in order. A release counts from our write until Flux has handled it and stopped progressing.',
+    `${E}MAX_UPGRADES_IN_FLIGHT`,
+    0,
+    0,
+    100_000,
+  ),
   force: bool(
     'Set reconcile.fluxcd.io/forceAt with every trigger (upgrade even when the values are unchanged).',
     `${E}FORCE`,
@@ -288,6 +312,16 @@ export const FLAGS = {
     'Emit events and metrics for triggers and retries, but write nothing to HelmReleases.',
     `${E}NOTIFY_ONLY`,
     false,
+  ),
+  'flux-watches-configs': bool(
+    'helm-controller watches ConfigMaps/Secrets itself (Flux >= 2.7, DisableConfigWatchers gate off): no reconcile request for changes of sources matching --watch-configs-label-selector, only their digest recorded. Off: trigger on every change (a redundant request costs Flux one no-op reconcile).',
+    `${E}FLUX_WATCHES_CONFIGS`,
+    false,
+  ),
+  'watch-configs-label-selector': labelSelector(
+    'The label selector helm-controller\'s --watch-configs-label-selector is set to (used with --flux-watches-configs). Empty: no source counts as watched (helm-controller\'s empty value, watch all, is written "!helmrelease-autopilot.dev/none").',
+    `${E}WATCH_CONFIGS_LABEL_SELECTOR`,
+    'reconcile.fluxcd.io/watch=Enabled',
   ),
   'compat-trigger-operator': bool(
     "Also honour helmrelease-trigger-operator's link annotations (nebius.ai/..., uburro.github.com/...).",
@@ -501,6 +535,20 @@ function checkScope(c: FlagValues): void {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * The sources helm-controller watches itself, as a matcher of their labels; undefined when the operator is
+ * not told that it does (--flux-watches-configs off) or the selector is empty.
+ */
+export function fluxWatchMatcher(
+  c: Pick<FlagValues, 'flux-watches-configs' | 'watch-configs-label-selector'>,
+): LabelMatcher | undefined {
+  const raw = c['watch-configs-label-selector'];
+  if (!c['flux-watches-configs'] || raw.trim() === '') return undefined;
+  const parsed = parseLabelSelector(raw);
+  if (!parsed.ok) throw new ConfigError(`--watch-configs-label-selector: ${parsed.error}`);
+  return parsed.matches;
+}
 
 /** Compiles the transient patterns once (a bad one names its flag) and assembles the retry limits. */
 function resolveRetryPolicy(c: FlagValues): RetryPolicy {

@@ -21,6 +21,8 @@ export const Annotations = {
   retryEpisode: `${PREFIX}/retry-episode`,
   /** Set when the retry budget of the current episode is spent: RFC3339 time it was spent. */
   retryExhausted: `${PREFIX}/retry-exhausted`,
+  /** The last retry-reset-at token handled (a token restarts the retry budget once). */
+  retryResetHandled: `${PREFIX}/retry-reset-handled`,
 
   // --- on HelmReleases, written by users ---
   /** "true": the operator leaves this release alone (no labels, no digest, no triggers, no retries). */
@@ -29,6 +31,8 @@ export const Annotations = {
   force: `${PREFIX}/force`,
   /** "false": never retry this release. */
   retry: `${PREFIX}/retry`,
+  /** Any new value (e.g. the current time) restarts the retry budget once: Flux's and ours. */
+  retryResetAt: `${PREFIX}/retry-reset-at`,
   /** Extra transient-failure patterns for this release: regular expressions separated by newlines. */
   retryPatterns: `${PREFIX}/retry-patterns`,
   /** Comma-separated namespaces (or "*") whose ConfigMaps/Secrets may trigger this release through an explicit link. */

@@ -3,7 +3,7 @@
 // trigger latency), and the leader Lease's holder.
 import type { KubeClient } from '../../src/kube/client.ts';
 import { Informer } from '../../src/kube/informer.ts';
-import { ConfigMaps, HelmReleases, Leases } from '../../src/kube/resources.ts';
+import { ConfigMaps, collectionPath, HelmReleases, Leases, objectPath } from '../../src/kube/resources.ts';
 import { createLogger } from '../../src/log.ts';
 import { Flux } from '../../src/names.ts';
 import { isObject, str, stringMap } from '../../src/util/narrow.ts';
@@ -38,6 +38,29 @@ class Waiters {
   cancelAll(): void {
     for (const key of [...this.waiting.keys()]) this.settle(key, Number.NaN);
   }
+}
+
+/**
+ * Plays helm-controller's bookkeeping between scenarios: every request not handled yet in `namespace` is
+ * recorded as handled (status.lastHandledReconcileAt = requestedAt). The operator holds further triggers of a
+ * release until Flux has handled its last request (src/flux/activity.ts), so a scenario that changes the
+ * data of releases an earlier one triggered needs this first. Waits a second for the watches to settle.
+ */
+export async function fluxHandlesPending(client: KubeClient, namespace: string): Promise<number> {
+  const list = await client.request({ path: collectionPath(HelmReleases, namespace), timeoutMs: 60_000 });
+  let handled = 0;
+  for (const item of isObject(list) && Array.isArray(list.items) ? list.items : []) {
+    if (!isObject(item) || !isObject(item.metadata)) continue;
+    const token = stringMap(item.metadata.annotations)[Flux.requestedAt];
+    const status = isObject(item.status) ? item.status : {};
+    if (!token || status.lastHandledReconcileAt === token) continue;
+    await client.mergePatch(`${objectPath(HelmReleases, namespace, String(item.metadata.name))}/status`, {
+      status: { lastHandledReconcileAt: token },
+    });
+    handled++;
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  return handled;
 }
 
 /** Watches every release: each write, and each new requestedAt with the time it was seen. */

@@ -12,8 +12,9 @@ import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import { TokenBucket } from '../../controller/queue.ts';
 import { startRetryController } from '../../controller/retries/controller.ts';
+import { startRolloutBudget } from '../../controller/rollout.ts';
 import { startTriggerController } from '../../controller/triggers/controller.ts';
-import type { Config } from '../../src/config.ts';
+import { type Config, fluxWatchMatcher } from '../../src/config.ts';
 import { createCaches } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder } from '../../src/kube/events.ts';
@@ -55,6 +56,7 @@ export async function startRoles(ctx: RoleContext): Promise<Roles> {
     compatLinks: config['compat-trigger-operator'],
     namespaces: scope.watched,
     ...(selector ? { releaseLabelSelector: selector } : {}),
+    fluxWatches: fluxWatchMatcher(config),
   });
   caches.start();
   // Warm the values store at sync on every replica: the webhook reads it, and a follower that becomes
@@ -144,6 +146,14 @@ function reconcilerRole(
     registers: [registry],
   });
   leader.set(0);
+  // One rollout budget for both reconcilers (--max-upgrades-in-flight), counted by this replica while it leads.
+  const rollout = startRolloutBudget({
+    max: config['max-upgrades-in-flight'],
+    caches,
+    registry,
+    logger: log,
+  });
+  const rolloutBudget = rollout.budget;
   let running: { stop(): Promise<void> }[] = [];
   let started = false;
   let stopped = false;
@@ -158,6 +168,7 @@ function reconcilerRole(
         registry,
         events,
         writeLimiter,
+        rolloutBudget,
         inScope: scope.inScope,
       }),
     );
@@ -171,6 +182,7 @@ function reconcilerRole(
           registry,
           events,
           writeLimiter,
+          rolloutBudget,
           inScope: scope.inScope,
         }),
       );
@@ -190,6 +202,7 @@ function reconcilerRole(
       running = [];
       leader.set(0);
       await Promise.all(r.map((c) => c.stop()));
+      rollout.stop();
     },
   };
 }

@@ -11,6 +11,7 @@ import { createEventRecorder, type EventRecorder } from '../../src/kube/events.t
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { TokenBucket, WorkQueue } from '../queue.ts';
+import type { RolloutBudget } from '../rollout.ts';
 import { createRetryMetrics, type RetryMetrics } from './metrics.ts';
 import { RetryConflict, RetryReconciler } from './reconciler.ts';
 
@@ -36,6 +37,8 @@ export interface RetryControllerOptions {
   writeLimiter?: { take(): Promise<void> };
   /** Only releases in namespaces this accepts are retried (src/scope.ts); default all. */
   inScope?: (namespace: string) => boolean;
+  /** --max-upgrades-in-flight, shared with the triggers (default: no limit). */
+  rolloutBudget?: RolloutBudget;
 }
 
 export interface RetryController {
@@ -57,6 +60,8 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     writeLimiter: o.writeLimiter ?? new TokenBucket(o.config['write-qps'], o.config['write-burst'], clock),
     metrics,
     stopped: () => stopping,
+    ...(o.rolloutBudget ? { budget: o.rolloutBudget } : {}),
+    wake: (key) => queue.addAfter(key, 0),
   });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: o.config.concurrency,

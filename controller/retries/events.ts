@@ -16,7 +16,7 @@ export const RetryEvents = {
     type: 'Normal',
     reason: 'RetryTriggered',
     action: 'Retry',
-    note: `Retry ${attempt} of ${max} requested (${Flux.requestedAt} = ${Flux.resetAt} = ${token}) after a transient failure (${why})`,
+    note: `Retry ${attempt} of ${max} requested (${Flux.requestedAt} = ${Flux.forceAt} = ${token}) after a transient failure (${why})`,
   }),
   due: (why: string, attempt: number, max: number): EventSpec => ({
     type: 'Normal',
@@ -24,11 +24,25 @@ export const RetryEvents = {
     action: 'Retry',
     note: `Retry ${attempt} of ${max} is due after a transient failure (${why}); not written: --notify-only is set`,
   }),
-  exhausted: (why: string, attempts: number): EventSpec => ({
+  exhausted: (why: string, attempts: number, failed: number): EventSpec => ({
     type: 'Warning',
     reason: 'RetriesExhausted',
     action: 'Retry',
-    note: `Gave up after ${attempts} retries of a transient failure (${why}). No more retries until the spec, chart or values change; to start over, remove ${Annotations.retryAttempts}.`,
+    note: `Gave up after ${failed} failed attempts (${attempts} of them retries of ours) of a transient failure (${why}). No more retries until the spec, chart or values change; to start over, set ${Annotations.retryResetAt} to a new value (e.g. the current time).`,
+  }),
+  restarted: (handled: string, token: string | undefined, notifyOnly: boolean): EventSpec => ({
+    type: 'Normal',
+    reason: 'RetriesRestarted',
+    action: 'Retry',
+    note: notifyOnly
+      ? `${Annotations.retryResetAt} = ${handled} would restart the retry budget; not written: --notify-only is set`
+      : `Retry budget restarted by ${Annotations.retryResetAt} = ${handled}${token ? `; retry requested (${Flux.requestedAt} = ${Flux.resetAt} = ${token})` : ''}`,
+  }),
+  fluxRetrying: (why: string): EventSpec => ({
+    type: 'Normal',
+    reason: 'FluxRetries',
+    action: 'Retry',
+    note: `${why}: no retries from helmrelease-autopilot for this failure`,
   }),
   /** Once per release: a lockdown flag makes us ignore annotations it carries. */
   settingsIgnored: (annotations: readonly string[]): EventSpec => ({

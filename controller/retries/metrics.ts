@@ -11,12 +11,17 @@ export type RetryOutcome =
   /** The budget of an episode was spent. */
   | 'exhausted'
   /** --notify-only: a retry was due, nothing was written. */
-  | 'notified';
+  | 'notified'
+  /** A retry-reset-at token restarted the budget. */
+  | 'restarted';
+
+/** Which gauge a release is counted in. */
+export type RetryGaugeState = 'backing-off' | 'exhausted' | 'flux-retrying' | 'other';
 
 export interface RetryMetrics {
   outcome(o: RetryOutcome): void;
   /** Records what the latest decision for key was, for the gauges. */
-  track(key: string, state: 'backing-off' | 'exhausted' | 'other'): void;
+  track(key: string, state: RetryGaugeState): void;
   forget(key: string): void;
   /** Forgets every release (the controller stopped: this replica no longer reports on them). */
   reset(): void;
@@ -29,6 +34,8 @@ export interface RetryMetrics {
 export function createRetryMetrics(registry: Registry): RetryMetrics {
   const backingOff = new Set<string>();
   const exhausted = new Set<string>();
+  const fluxRetrying = new Set<string>();
+  const all = [backingOff, exhausted, fluxRetrying];
   const registers = [registry];
   const retries = new Counter({
     name: 'helmrelease_autopilot_retries_total',
@@ -52,21 +59,30 @@ export function createRetryMetrics(registry: Registry): RetryMetrics {
       this.set(exhausted.size);
     },
   });
+  new Gauge({
+    name: 'helmrelease_autopilot_retry_flux_retrying',
+    help: 'HelmReleases with a failed install or upgrade that Flux retries by itself without a limit (RetryOnFailure): never retried by us.',
+    registers,
+    collect() {
+      this.set(fluxRetrying.size);
+    },
+  });
+  const byState: Partial<Record<RetryGaugeState, Set<string>>> = {
+    'backing-off': backingOff,
+    exhausted,
+    'flux-retrying': fluxRetrying,
+  };
   return {
     outcome: (o) => retries.inc({ outcome: o }),
     track(key, state) {
-      if (state === 'backing-off') backingOff.add(key);
-      else backingOff.delete(key);
-      if (state === 'exhausted') exhausted.add(key);
-      else exhausted.delete(key);
+      for (const s of all) if (s !== byState[state]) s.delete(key);
+      byState[state]?.add(key);
     },
     forget(key) {
-      backingOff.delete(key);
-      exhausted.delete(key);
+      for (const s of all) s.delete(key);
     },
     reset() {
-      backingOff.clear();
-      exhausted.clear();
+      for (const s of all) s.clear();
     },
   };
 }

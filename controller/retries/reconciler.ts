@@ -13,10 +13,12 @@ import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
 import type { MergePatch } from '../../src/kube/patch.ts';
 import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { type Action, decideRetry, type RetryInput, retryInput } from '../../src/retry/decide.ts';
+import { episodeFingerprint } from '../../src/retry/state.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import type { ReconcileResult } from '../queue.ts';
+import { budgetedWrite, type RolloutBudget, UNLIMITED } from '../rollout.ts';
 import { RetryEvents } from './events.ts';
-import type { RetryMetrics } from './metrics.ts';
+import type { RetryGaugeState, RetryMetrics } from './metrics.ts';
 
 export interface RetryReconcilerDeps {
   client: Pick<KubeClient, 'mergePatch'>;
@@ -30,6 +32,9 @@ export interface RetryReconcilerDeps {
   metrics: RetryMetrics;
   /** True once the controller is stopping: a reconcile that waited for a write token writes nothing then. */
   stopped: () => boolean;
+  /** --max-upgrades-in-flight (default: no limit), and how a release waiting for a slot is woken. */
+  budget?: RolloutBudget;
+  wake?: (key: string) => void;
 }
 
 /** Our conditional write met a newer release (409): nothing was counted; the queue retries with backoff. */
@@ -63,21 +68,44 @@ export class RetryReconciler {
     // Decide without a write token (most looks write nothing); a write takes one, then reads the release and
     // decides again, so its resourceVersion precondition is fresh and a change made during the wait counts.
     let d = this.evaluate(key);
+    // A write that asks Flux to reconcile reserves its slot of --max-upgrades-in-flight before it waits for a
+    // write token, so a release waiting in line for a slot holds no token.
+    let reserved = false;
     if (d && writes(d.action, this.d.config['notify-only'])) {
-      await this.d.writeLimiter.take();
-      if (this.d.stopped()) return undefined;
-      d = this.evaluate(key);
+      reserved = requestsReconcile(d.action);
+      if (reserved && !this.reserve(d.input)) {
+        await this.report(d);
+        return undefined;
+      }
+      try {
+        await this.d.writeLimiter.take();
+        if (this.d.stopped()) {
+          if (reserved) this.budget.release(key);
+          return undefined;
+        }
+        d = this.evaluate(key);
+      } catch (err) {
+        if (reserved) this.budget.release(key);
+        throw err;
+      }
     }
     if (!d) {
+      if (reserved) this.budget.release(key);
       this.d.metrics.forget(key);
       this.announced.delete(key);
       this.toldIgnored.delete(key);
       return undefined;
     }
+    await this.report(d);
+    return this.act(d.input, d.action, reserved);
+  }
+
+  /** Settings ignored or malformed, the gauge, and Flux retrying by itself: told whatever is done. */
+  private async report(d: { input: Gathered; action: Action }): Promise<void> {
     await this.reportIgnored(d.input);
     await this.reportProblems(d.input);
-    this.d.metrics.track(key, gaugeState(d.action));
-    return this.act(d.input, d.action);
+    this.d.metrics.track(d.input.key, gaugeState(d.input, d.action));
+    await this.tellFluxRetrying(d.input);
   }
 
   /** The release's input and the one action for it now; undefined when it is gone. */
@@ -115,8 +143,23 @@ export class RetryReconciler {
     await this.d.events.emit(releaseTarget(release), RetryEvents.invalidSettings(problems));
   }
 
-  private async act(g: Gathered, a: Action): Promise<ReconcileResult> {
+  /** Says once per episode that Flux retries the release itself, so we do not (RetryOnFailure). */
+  private async tellFluxRetrying(g: Gathered): Promise<void> {
+    if (g.classification.verdict !== 'flux-retrying') return;
+    if (!this.once(g.key, `${episodeFingerprint(g.release)}/flux-retrying`)) return;
+    g.log.info({ why: g.classification.reason }, 'Flux retries the release itself: no retries from us');
+    await this.d.events.emit(releaseTarget(g.release), RetryEvents.fluxRetrying(g.classification.reason));
+  }
+
+  private async act(g: Gathered, a: Action, reserved: boolean): Promise<ReconcileResult> {
+    if (!requestsReconcile(a) || this.d.config['notify-only']) {
+      // Only a write that asks Flux to reconcile takes a slot: one reserved for a decision that changed is freed.
+      if (reserved) this.budget.release(g.key);
+      this.budget.leave(g.key, 'retries');
+    }
     switch (a.kind) {
+      case 'restart':
+        return this.restart(g, a, reserved);
       case 'none':
         g.log.debug({ why: a.why }, 'no retry');
         return undefined;
@@ -128,7 +171,7 @@ export class RetryReconciler {
       case 'clear':
         return this.clear(g, a);
       case 'retry':
-        return this.retry(g, a);
+        return this.retry(g, a, reserved);
       case 'exhaust':
         return this.exhaust(g, a);
     }
@@ -153,7 +196,7 @@ export class RetryReconciler {
   }
 
   /** requestedAt = resetAt = one fresh token; with --notify-only, an event once instead. */
-  private async retry(g: Gathered, a: ActionOf<'retry'>): Promise<ReconcileResult> {
+  private async retry(g: Gathered, a: ActionOf<'retry'>, reserved: boolean): Promise<ReconcileResult> {
     const why = g.classification.reason;
     const target = releaseTarget(g.release);
     if (this.d.config['notify-only']) {
@@ -163,10 +206,24 @@ export class RetryReconciler {
       }
       return undefined;
     }
-    if (!(await this.write(g, a.patch))) return undefined;
+    if (!(await this.budgeted(g, a.patch, true, reserved))) return undefined;
     this.d.metrics.outcome('triggered');
     g.log.info({ attempt: a.attempt, token: a.token, why }, 'retry requested');
     await this.d.events.emit(target, RetryEvents.triggered(why, a.attempt, this.maxAttempts, a.token));
+    return undefined;
+  }
+
+  /** A retry-reset-at token: our state cleared (and, when a retry is due, one requested at once). */
+  private async restart(g: Gathered, a: ActionOf<'restart'>, reserved: boolean): Promise<ReconcileResult> {
+    if (this.d.config['notify-only']) {
+      if (this.once(g.key, `restart/${a.handled}`))
+        await this.d.events.emit(releaseTarget(g.release), RetryEvents.restarted(a.handled, a.token, true));
+      return undefined;
+    }
+    if (!(await this.budgeted(g, a.patch, a.token !== undefined, reserved))) return undefined;
+    this.d.metrics.outcome('restarted');
+    g.log.info({ handled: a.handled, token: a.token }, 'retry budget restarted by hand');
+    await this.d.events.emit(releaseTarget(g.release), RetryEvents.restarted(a.handled, a.token, false));
     return undefined;
   }
 
@@ -178,9 +235,36 @@ export class RetryReconciler {
     if (!announce) return undefined;
     const why = g.classification.reason;
     this.d.metrics.outcome('exhausted');
-    g.log.warn({ attempts: a.attempts, episode: a.episode, why }, 'retries exhausted');
-    await this.d.events.emit(releaseTarget(g.release), RetryEvents.exhausted(why, a.attempts));
+    g.log.warn({ attempts: a.attempts, failed: a.failed, episode: a.episode, why }, 'retries exhausted');
+    await this.d.events.emit(releaseTarget(g.release), RetryEvents.exhausted(why, a.attempts, a.failed));
     return undefined;
+  }
+
+  private get budget(): RolloutBudget {
+    return this.d.budget ?? UNLIMITED;
+  }
+
+  /**
+   * The write, holding a slot of the rollout budget when it asks Flux to reconcile. False when the release is
+   * gone or must wait for a slot (it is woken when its turn comes). `reserved`: the slot was reserved
+   * before the wait for the write token.
+   */
+  private async budgeted(
+    g: Gathered,
+    patch: MergePatch,
+    reconciles: boolean,
+    reserved: boolean,
+  ): Promise<boolean> {
+    if (!reconciles) return this.write(g, patch);
+    if (!reserved && !this.reserve(g)) return false;
+    return budgetedWrite(this.budget, g.key, patch, () => this.write(g, patch));
+  }
+
+  /** Reserves a rollout slot for a write that asks Flux to reconcile; false when the release waits in line. */
+  private reserve(g: Gathered): boolean {
+    if (this.budget.acquire(g.key, 'retries', () => this.d.wake?.(g.key))) return true;
+    g.log.debug({ max: this.budget.max }, 'retry waits for a slot of --max-upgrades-in-flight');
+    return false;
   }
 
   /** True the first time `what` is seen for key (since the last different one). */
@@ -217,11 +301,19 @@ export class RetryReconciler {
 
 /** Whether acting on `a` writes to the release (with --notify-only nothing does). */
 function writes(a: Action, notifyOnly: boolean): boolean {
-  return !notifyOnly && (a.kind === 'clear' || a.kind === 'retry' || a.kind === 'exhaust');
+  return (
+    !notifyOnly && (a.kind === 'clear' || a.kind === 'retry' || a.kind === 'exhaust' || a.kind === 'restart')
+  );
+}
+
+/** Whether an action's write asks Flux to reconcile (and so needs a slot of the rollout budget). */
+function requestsReconcile(a: Action): boolean {
+  return a.kind === 'retry' || (a.kind === 'restart' && a.token !== undefined);
 }
 
 /** Which gauge a decision puts the release in. */
-function gaugeState(a: Action): 'backing-off' | 'exhausted' | 'other' {
+function gaugeState(g: RetryInput, a: Action): RetryGaugeState {
+  if (g.classification.verdict === 'flux-retrying') return 'flux-retrying';
   if (a.kind === 'wait') return 'backing-off';
   return a.kind === 'exhaust' || a.kind === 'exhausted' ? 'exhausted' : 'other';
 }

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../src/config.ts';
+import { fluxActivity } from '../../src/flux/activity.ts';
 import {
   type HelmRelease,
   parseReleaseKey,
@@ -22,6 +23,7 @@ import { tokenSource } from '../../src/triggers/token.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
 import { DEFAULT_BACKOFF, TokenBucket, WorkQueue } from '../queue.ts';
+import type { RolloutBudget } from '../rollout.ts';
 import { TriggerIndex } from './index.ts';
 import { createTriggerMetrics, type TriggerMetrics } from './metrics.ts';
 import { ObservedChanges, type ReconcilerDeps, TriggerError, TriggerReconciler } from './reconciler.ts';
@@ -52,6 +54,8 @@ export interface TriggerControllerOptions {
   writeLimiter?: { take(): Promise<void> };
   /** Work queue backoff after a failure (default 100 ms doubling to 60 s). */
   backoff?: { baseMs: number; maxMs: number };
+  /** --max-upgrades-in-flight, shared with the retries (default: no limit). */
+  rolloutBudget?: RolloutBudget;
 }
 
 export interface TriggerController {
@@ -90,7 +94,15 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
   const observed = new ObservedChanges();
   // The gauge reads the queue's depth only when scraped, after the queue below exists.
   const metrics = createTriggerMetrics(o.registry, () => queue.depth);
-  const reconciler = newReconciler(o, { clock, logger: log, index, observed, metrics, stopped });
+  const reconciler = newReconciler(o, {
+    clock,
+    logger: log,
+    index,
+    observed,
+    metrics,
+    stopped,
+    wake: (key) => queue.addAfter(key, 0),
+  });
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: o.config.concurrency,
     debounceMs: o.config.debounce,
@@ -137,7 +149,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
 /** The reconciler, with the options' recorder, write limiter and flags (or defaults). */
 function newReconciler(
   o: TriggerControllerOptions,
-  shared: Pick<ReconcilerDeps, 'clock' | 'logger' | 'index' | 'observed' | 'metrics' | 'stopped'>,
+  shared: Pick<ReconcilerDeps, 'clock' | 'logger' | 'index' | 'observed' | 'metrics' | 'stopped' | 'wake'>,
 ): TriggerReconciler {
   const { clock, logger } = shared;
   return new TriggerReconciler({
@@ -151,6 +163,7 @@ function newReconciler(
     notifyOnly: o.config['notify-only'],
     noCrossNamespaceLinks: o.config['no-cross-namespace-links'] === true,
     noReleaseForce: o.config['no-release-force'] === true,
+    ...(o.rolloutBudget ? { budget: o.rolloutBudget } : {}),
   });
 }
 
@@ -183,9 +196,12 @@ function watchReleases(w: Wiring): () => void {
     update: (old, c) => {
       if (w.stopped()) return;
       indexRelease(c);
-      // Status-only updates (Flux reports progress) cannot change the decision.
-      if (w.inScope(c.namespace) && decisionInputsDiffer(old.value, c.value))
-        w.queue.add(releaseKey(c.namespace, c.name));
+      // Status-only updates (Flux reports progress) cannot change the decision, except the one that says
+      // Flux stopped working on it: a trigger held meanwhile is sent now.
+      if (!w.inScope(c.namespace)) return;
+      const key = releaseKey(c.namespace, c.name);
+      if (decisionInputsDiffer(old.value, c.value)) w.queue.add(key);
+      else if (fluxStopped(old.value, c.value, w.clock.now())) w.queue.addAfter(key, 0);
     },
     delete: (c) => {
       if (w.stopped()) return;
@@ -314,6 +330,11 @@ function aborted(signal: AbortSignal): Promise<void> {
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
+}
+
+/** Flux was working on the release and no longer is (a held trigger is due). */
+function fluxStopped(a: HelmRelease, b: HelmRelease, nowMs: number): boolean {
+  return fluxActivity(a, nowMs).busy && !fluxActivity(b, nowMs).busy;
 }
 
 /** Whether an update of a release can change what decideTrigger answers. */

@@ -6,7 +6,7 @@
 // checked against the data now in that format (one GET per object, once per release), so an upgrade or a key
 // rotation re-stamps releases instead of triggering them.
 import type { Logger } from 'pino';
-import { type HelmRelease, parseReleaseKey } from '../../src/flux/helmrelease.ts';
+import { type HelmRelease, parseReleaseKey, releaseKey } from '../../src/flux/helmrelease.ts';
 import type { OperatorCaches, SourceMeta } from '../../src/kube/caches.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../src/kube/client.ts';
 import { type EventRecorder, releaseTarget } from '../../src/kube/events.ts';
@@ -26,7 +26,8 @@ import { gatherTriggerInput, type TriggerReads } from '../../src/triggers/gather
 import { parseSourceId, type SourceId, sourceId } from '../../src/triggers/links.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
-import type { TokenBucket } from '../queue.ts';
+import type { ReconcileResult, TokenBucket } from '../queue.ts';
+import { budgetedWrite, type RolloutBudget, UNLIMITED } from '../rollout.ts';
 import { type ChangedValues, TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
 import type { TriggerMetrics } from './metrics.ts';
@@ -59,6 +60,9 @@ export interface ReconcilerDeps {
   /** Lockdown flags: --no-cross-namespace-links, --no-release-force. */
   noCrossNamespaceLinks?: boolean;
   noReleaseForce?: boolean;
+  /** --max-upgrades-in-flight (default: no limit), and how a release waiting for a slot is woken. */
+  budget?: RolloutBudget;
+  wake?: (key: string) => void;
 }
 
 /** A failure the queue retries with backoff; `type` labels the error metric. */
@@ -81,6 +85,11 @@ export class ObservedChanges {
       this.byKey.set(key, o);
     }
     if (source) o.sources.add(source);
+  }
+  /** The sources seen changing for key so far; undefined when nothing was noted (e.g. after a start). */
+  sources(key: string): SourceId[] | undefined {
+    const o = this.byKey.get(key);
+    return o && o.sources.size > 0 ? [...o.sources] : undefined;
   }
   take(key: string): { at: number; sources: Set<SourceId> } | undefined {
     const o = this.byKey.get(key);
@@ -109,27 +118,64 @@ export class TriggerReconciler {
     this.d = d;
   }
 
-  async reconcile(key: string): Promise<undefined> {
+  async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = parseReleaseKey(key);
     const log = this.d.logger.child({ namespace, name });
     // Decide without a write token: most evaluations (the start-up pass, the echo of our own patch) write
     // nothing, and must not wait for the write budget.
     let e = await this.evaluate(namespace, name);
-    if (!this.d.notifyOnly && e.kind === 'decided' && e.decision.action.action !== 'skip') {
+    if (this.d.notifyOnly || e.kind !== 'decided' || e.decision.action.action === 'skip')
+      return this.conclude(key, e, false, log);
+    // A trigger reserves its slot of --max-upgrades-in-flight before it waits for a write token, so a release
+    // waiting in line for a slot holds no token; a backfill needs no slot.
+    const reserved = e.decision.action.action === 'trigger';
+    if (reserved && !this.reserve(key, log)) return undefined;
+    try {
       await this.d.writes.take();
-      if (this.d.stopped()) return undefined;
+      if (this.d.stopped()) {
+        if (reserved) this.budget.release(key);
+        return undefined;
+      }
       // Re-read and decide again after the wait: the patch's resourceVersion precondition is as fresh as it
       // can be (a read before a long wait would end in a 409), and whatever changed meanwhile is acted on.
       e = await this.evaluate(namespace, name);
+    } catch (err) {
+      if (reserved) this.budget.release(key);
+      throw err;
     }
-    if (e.kind === 'gone') {
+    return this.conclude(key, e, reserved, log);
+  }
+
+  /** The rollout budget (--max-upgrades-in-flight), unlimited when none is given. */
+  private get budget(): RolloutBudget {
+    return this.d.budget ?? UNLIMITED;
+  }
+
+  /** Reserves a rollout slot for a trigger's write; false when the release waits in line (it is woken). */
+  private reserve(key: string, log: Logger): boolean {
+    if (this.budget.acquire(key, 'triggers', () => this.d.wake?.(key))) return true;
+    this.d.metrics.skips.inc({ reason: 'rollout-budget' });
+    log.debug({ max: this.budget.max }, 'trigger waits for a slot of --max-upgrades-in-flight');
+    return false;
+  }
+
+  /** Acts on an evaluation; `reserved`: a rollout slot is held for it (freed unless a trigger writes). */
+  private async conclude(
+    key: string,
+    e: Evaluation,
+    reserved: boolean,
+    log: Logger,
+  ): Promise<ReconcileResult> {
+    if (e.kind !== 'decided') {
+      if (reserved) this.budget.release(key);
+      this.budget.leave(key, 'triggers');
+      if (e.kind === 'early') return this.skipped(key, e.reason, log);
       this.d.observed.take(key);
       this.announced.delete(key);
       return undefined;
     }
-    if (e.kind === 'early') return this.skipped(key, e.reason, log);
     for (const id of e.decision.refused) this.tellRefused(e.input.hr, id, log);
-    return this.act(key, e.input, e.decision.action, log);
+    return this.act(key, e.input, e.decision.action, reserved, log);
   }
 
   /** The release as the cache holds it now, and what to do with it (pure decision; lookups may GET). */
@@ -143,6 +189,7 @@ export class TriggerReconciler {
       force: this.d.force,
       token: this.d.nextToken(),
       ignoreReleaseForce: this.d.noReleaseForce === true,
+      nowMs: this.d.clock.now(),
     });
     return { kind: 'decided', input, decision };
   }
@@ -168,12 +215,31 @@ export class TriggerReconciler {
     dataDigestAsStored: (kind, namespace, name, stored) =>
       this.d.caches.values.dataDigestAsStored(kind, namespace, name, stored),
     exists: (id) => this.sourceMeta(id) !== undefined,
+    fluxWatched: (id) => this.sourceMeta(id)?.value.fluxWatched === true,
+    changedSources: (hr) => this.d.observed.sources(releaseKey(hr.metadata.namespace, hr.metadata.name)),
   };
 
-  private async act(key: string, input: TriggerInput, a: TriggerAction, log: Logger): Promise<undefined> {
+  private async act(
+    key: string,
+    input: TriggerInput,
+    a: TriggerAction,
+    reserved: boolean,
+    log: Logger,
+  ): Promise<ReconcileResult> {
+    const budget = this.budget;
+    if (a.action !== 'trigger' || this.d.notifyOnly) {
+      // Only a trigger's write takes a slot: a slot reserved for a decision that changed is given back.
+      if (reserved) budget.release(key);
+      budget.leave(key, 'triggers');
+    }
+    if (a.action === 'skip' && a.reason === 'in-flight') return this.held(a, log);
     if (a.action === 'skip') return this.skipped(key, a.reason, log);
     if (this.d.notifyOnly) return this.notify(key, input.hr, a, log);
-    if (!(await this.write(key, input.hr, a.patch, log))) return undefined;
+    // A backfill that became a trigger after the wait for the token reserves its slot now.
+    if (a.action === 'trigger' && !reserved && !this.reserve(key, log)) return undefined;
+    const write = () => this.write(key, input.hr, a.patch, log);
+    if (!(await (a.action === 'trigger' ? budgetedWrite(budget, key, a.patch, write) : write())))
+      return undefined;
     const seen = this.d.observed.take(key);
     if (a.action === 'trigger') return this.triggered(input.hr, a, seen, log);
     this.d.metrics.backfills.inc({ reason: a.reason });
@@ -189,6 +255,18 @@ export class TriggerReconciler {
     this.d.metrics.skips.inc({ reason });
     log.debug({ reason }, 'release skipped');
     return undefined;
+  }
+
+  /**
+   * A trigger held while Flux works on the release: nothing written, the change still observed. The
+   * controller enqueues the release again when Flux stops (status), or at the recheck time.
+   */
+  private held(a: Extract<TriggerAction, { reason: 'in-flight' }>, log: Logger): ReconcileResult {
+    this.d.metrics.skips.inc({ reason: a.reason });
+    log.debug({ why: a.why }, 'trigger held: Flux is working on the release');
+    return a.recheckAtMs === undefined
+      ? undefined
+      : { requeueAfterMs: Math.max(0, a.recheckAtMs - this.d.clock.now()) };
   }
 
   /** One conditional merge patch; false when the release is gone. A 409 throws: the queue reconciles again. */

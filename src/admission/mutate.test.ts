@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { Annotations, Labels } from '../names.ts';
 import { isObject, type Json, type JsonObject } from '../util/narrow.ts';
 import type { PatchOp } from './jsonpatch.ts';
-import { type DigestOutcome, decideAdmission, digestNeed, mutate, planAdmission } from './mutate.ts';
+import {
+  CARRIED_STATE,
+  type DigestOutcome,
+  decideAdmission,
+  digestNeed,
+  mutate,
+  planAdmission,
+} from './mutate.ts';
 import type { AdmissionRequest } from './review.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -339,7 +346,15 @@ describe('mutate: the operator state an UPDATE dropped comes back', () => {
     [Annotations.retryLastAttempt]: '2026-01-01T00:00:00Z',
     [Annotations.retryEpisode]: 'e1',
     [Annotations.retryExhausted]: '2026-01-01T01:00:00Z',
+    [Annotations.retryResetHandled]: 'restart-1',
   };
+
+  it("carries exactly the operator state: the user's retry-reset-at token is never carried", () => {
+    expect([...CARRIED_STATE].sort()).toEqual(Object.keys(state).sort());
+    const oldObject = hr({ annotations: { ...state, [Annotations.retryResetAt]: 'restart-2' } });
+    const req = request({ operation: 'UPDATE', object: hr(), oldObject });
+    expect((meta(patched(req, OK)).annotations as JsonObject)[Annotations.retryResetAt]).toBeUndefined();
+  });
 
   it.each([
     ['a managed release, spec unchanged', spec(), spec()],

@@ -37,8 +37,10 @@ export type Plan =
 /**
  * The operator's own state besides the values digest. An UPDATE that lacks these (a PUT or an applier that
  * omits them) gets them back from oldObject: a lost link digest would lose a trigger, lost retry counters
- * would grant a new budget. The operator's own writes are not sent here (matchConditions), so its removals
- * stand.
+ * would grant a new budget, a lost retry-reset-handled would let a retry-reset-at token act twice. The
+ * operator's own writes are not sent here (matchConditions), so its removals stand. A user's removal is
+ * undone too (admission cannot tell it from an applier's): the way to restart retries is a new
+ * retry-reset-at token, which nothing carries (ADR 0001).
  */
 export const CARRIED_STATE = [
   Annotations.linkDigests,
@@ -46,6 +48,7 @@ export const CARRIED_STATE = [
   Annotations.retryLastAttempt,
   Annotations.retryEpisode,
   Annotations.retryExhausted,
+  Annotations.retryResetHandled,
 ] as const;
 
 export interface Decision {

@@ -11,6 +11,8 @@ export interface ValuesReference {
   valuesKey: string;
   targetPath: string;
   optional: boolean;
+  /** `literal: true` (helm-controller v1.6+): the bytes are set verbatim at targetPath. Absent when false. */
+  literal?: boolean;
 }
 
 export interface Condition {
@@ -22,6 +24,16 @@ export interface Condition {
   lastTransitionTime?: string;
 }
 
+/** spec.install / spec.upgrade: what helm-controller does after a failed attempt of that action. */
+export interface FailurePolicy {
+  /** strategy.name: RemediateOnFailure or RetryOnFailure (v1.4+); undefined when unset (Flux's default). */
+  strategy?: string;
+  /** strategy.retryInterval as written (RetryOnFailure; Flux's default 5m). */
+  retryInterval?: string;
+  /** remediation.retries: failed attempts beyond the first before Stalled (Flux's default 0; < 0: no limit). */
+  retries: number;
+}
+
 export interface HelmReleaseStatus {
   observedGeneration?: number;
   conditions: Condition[];
@@ -31,6 +43,8 @@ export interface HelmReleaseStatus {
   lastAttemptedGeneration?: number;
   lastAttemptedRevision?: string;
   lastAttemptedConfigDigest?: string;
+  /** install or upgrade: which of spec.install / spec.upgrade governs the current failure. */
+  lastAttemptedReleaseAction?: string;
   lastHandledReconcileAt?: string;
   lastHandledForceAt?: string;
   lastHandledResetAt?: string;
@@ -53,6 +67,9 @@ export interface HelmRelease {
   metadata: ObjectMeta;
   suspend: boolean;
   valuesFrom: ValuesReference[];
+  /** spec.install / spec.upgrade failure handling (absent in objects built by hand: Flux's defaults). */
+  install?: FailurePolicy;
+  upgrade?: FailurePolicy;
   status: HelmReleaseStatus;
 }
 
@@ -95,6 +112,7 @@ export function parseValuesFrom(raw: unknown): Parsed<ValuesReference[]> {
       valuesKey: str(entry.valuesKey) || DEFAULT_VALUES_KEY,
       targetPath: str(entry.targetPath) ?? '',
       optional: bool(entry.optional) ?? false,
+      ...(bool(entry.literal) ? { literal: true } : {}),
     });
   }
   return { ok: true, value: refs };
@@ -126,6 +144,7 @@ function parseStatus(raw: unknown): HelmReleaseStatus {
     lastAttemptedGeneration: num(s.lastAttemptedGeneration),
     lastAttemptedRevision: str(s.lastAttemptedRevision),
     lastAttemptedConfigDigest: str(s.lastAttemptedConfigDigest),
+    lastAttemptedReleaseAction: str(s.lastAttemptedReleaseAction),
     lastHandledReconcileAt: str(s.lastHandledReconcileAt),
     lastHandledForceAt: str(s.lastHandledForceAt),
     lastHandledResetAt: str(s.lastHandledResetAt),
@@ -145,6 +164,27 @@ function parseStatus(raw: unknown): HelmReleaseStatus {
   return status;
 }
 
+function parseFailurePolicy(raw: unknown): FailurePolicy {
+  const action = isObject(raw) ? raw : {};
+  const strategy = isObject(action.strategy) ? action.strategy : {};
+  const remediation = isObject(action.remediation) ? action.remediation : {};
+  const name = str(strategy.name);
+  const retryInterval = str(strategy.retryInterval);
+  return {
+    ...(name ? { strategy: name } : {}),
+    ...(retryInterval ? { retryInterval } : {}),
+    retries: num(remediation.retries) ?? 0,
+  };
+}
+
+/** The failure policy of the action Flux attempted last (helm-controller's GetActiveRemediation/Retry). */
+export function activeFailurePolicy(hr: HelmRelease): FailurePolicy | undefined {
+  const action = hr.status.lastAttemptedReleaseAction;
+  if (action === 'install') return hr.install ?? { retries: 0 };
+  if (action === 'upgrade') return hr.upgrade ?? { retries: 0 };
+  return undefined;
+}
+
 /** Parses a HelmRelease from its JSON form. Unknown fields are ignored; a malformed valuesFrom is an error. */
 export function parseHelmRelease(raw: unknown): Parsed<HelmRelease> {
   if (!isObject(raw)) return { ok: false, error: 'object is not a JSON object' };
@@ -159,6 +199,8 @@ export function parseHelmRelease(raw: unknown): Parsed<HelmRelease> {
       metadata: meta.value,
       suspend: bool(spec.suspend) ?? false,
       valuesFrom: valuesFrom.value,
+      install: parseFailurePolicy(spec.install),
+      upgrade: parseFailurePolicy(spec.upgrade),
       status: parseStatus(raw.status),
     },
   };

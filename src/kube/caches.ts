@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, CompatLinkAnnotations } from '../names.ts';
-import { isObject, stringMap } from '../util/narrow.ts';
+import { isObject, type JsonObject, stringMap } from '../util/narrow.ts';
 import type { DigestKeys } from '../values/digest.ts';
 import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
@@ -13,12 +13,15 @@ import { type Cached, Informer, type InformerOptions } from './informer.ts';
 import { informerFor, type SharedInformer } from './informers.ts';
 import { RecentChanges } from './recent.ts';
 import { ConfigMaps, HelmReleases, Secrets } from './resources.ts';
+import type { LabelMatcher } from './selector.ts';
 import { warmValues } from './warmup.ts';
 
 /** What is kept of a ConfigMap or Secret: only the link annotations (resourceVersion is on Cached). */
 export interface SourceMeta {
   /** Link annotations present on the object; a shared empty object for the (many) objects without. */
   links: Readonly<Record<string, string>>;
+  /** Its labels match the selector helm-controller watches configs by (--flux-watches-configs). */
+  fluxWatched?: true;
 }
 
 export interface OperatorCaches {
@@ -52,6 +55,8 @@ export interface CachesOptions {
   releaseLabelSelector?: string;
   /** Also keep helmrelease-trigger-operator's link annotations (--compat-trigger-operator). */
   compatLinks?: boolean;
+  /** Which sources helm-controller watches itself, by their labels (fluxWatchMatcher); default none. */
+  fluxWatches?: LabelMatcher;
   /** Informer tuning (tests shorten these). */
   staleAfterMs?: number;
   pageSize?: number;
@@ -66,22 +71,35 @@ export function linkAnnotationKeys(compat: boolean): readonly string[] {
   return compat ? [...ours, ...CompatLinkAnnotations.flatMap((c) => [c.releases, c.namespace])] : ours;
 }
 
-/** Narrows PartialObjectMetadata to the link annotations (everything else is dropped at the edge). */
-export function sourceMetaTransform(keys: readonly string[]): (raw: unknown) => SourceMeta {
+/**
+ * Narrows PartialObjectMetadata to the link annotations and whether helm-controller watches the object
+ * (everything else is dropped at the edge).
+ */
+export function sourceMetaTransform(
+  keys: readonly string[],
+  fluxWatches?: LabelMatcher,
+): (raw: unknown) => SourceMeta {
   return (raw) => {
     const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : undefined;
-    const annotations = meta && isObject(meta.annotations) ? stringMap(meta.annotations) : undefined;
-    if (!annotations) return { links: NO_LINKS };
-    const links: Record<string, string> = {};
-    let found = false;
-    for (const k of keys) {
-      const v = annotations[k];
-      if (v === undefined) continue;
-      links[k] = v;
-      found = true;
-    }
-    return { links: found ? links : NO_LINKS };
+    const watched = fluxWatches?.(stringMap(meta?.labels)) ? ({ fluxWatched: true } as const) : {};
+    const links = linksOf(meta, keys);
+    return { links, ...watched };
   };
+}
+
+/** The link annotations among `keys`; a shared empty object when there are none. */
+function linksOf(meta: JsonObject | undefined, keys: readonly string[]): Readonly<Record<string, string>> {
+  const annotations = meta && isObject(meta.annotations) ? stringMap(meta.annotations) : undefined;
+  if (!annotations) return NO_LINKS;
+  const links: Record<string, string> = {};
+  let found = false;
+  for (const k of keys) {
+    const v = annotations[k];
+    if (v === undefined) continue;
+    links[k] = v;
+    found = true;
+  }
+  return found ? links : NO_LINKS;
 }
 
 export function createCaches(o: CachesOptions): OperatorCaches {
@@ -111,7 +129,7 @@ export function createCaches(o: CachesOptions): OperatorCaches {
       return undefined;
     },
   });
-  const transform = sourceMetaTransform(linkAnnotationKeys(o.compatLinks ?? false));
+  const transform = sourceMetaTransform(linkAnnotationKeys(o.compatLinks ?? false), o.fluxWatches);
   const configMaps = informer<SourceMeta>({ resource: ConfigMaps, metadataOnly: true, transform });
   const secrets = informer<SourceMeta>({ resource: Secrets, metadataOnly: true, transform });
   const values = new ValuesStore({

@@ -5,7 +5,9 @@ import {
   helmReleaseObject,
   inProgress,
   released,
+  retryAfterIntervalFailure,
   retryingFailure,
+  retryOnFailureFailure,
   rolledBackFailure,
   type ShapeOptions,
   stalledFailure,
@@ -32,11 +34,15 @@ function release(
     annotations?: Record<string, string>;
     suspend?: boolean;
     deleting?: boolean;
+    install?: Record<string, unknown>;
+    upgrade?: Record<string, unknown>;
   } = {},
 ): HelmRelease {
   const obj = helmReleaseObject(o.namespace, o.name, {
     ...(meta.annotations ? { annotations: meta.annotations } : {}),
     ...(meta.suspend ? { suspend: true } : {}),
+    ...(meta.install ? { install: meta.install } : {}),
+    ...(meta.upgrade ? { upgrade: meta.upgrade } : {}),
   });
   const parsed = parseHelmRelease({
     ...obj,
@@ -276,6 +282,7 @@ describe('the checks, in the order of the spec', () => {
       'suspended',
       'releaseReady',
       'specChanged',
+      'fluxRetriesItself',
       'fluxReconciling',
       'requestPending',
       'readyForAnotherReason',
@@ -313,8 +320,44 @@ describe('the checks, in the order of the spec', () => {
       'spec-changed',
     ],
     [
+      'fluxRetriesItself',
+      'upgrade.strategy RetryOnFailure (the active action: the last attempted, an upgrade)',
+      release(retryOnFailureFailure(o, 'upgrade', HelmErrors.legacyTimeout), {
+        upgrade: { strategy: { name: 'RetryOnFailure', retryInterval: '2m' } },
+      }),
+      'flux-retrying',
+    ],
+    [
+      'fluxRetriesItself',
+      'no strategy on the object, RetryOnFailure shape (the DefaultToRetryOnFailure gate)',
+      release(retryOnFailureFailure(o, 'upgrade', HelmErrors.legacyTimeout)),
+      'flux-retrying',
+    ],
+    [
+      'fluxRetriesItself',
+      'v1.4.0-v1.4.2 RetryOnFailure shape (Ready=False RetryAfterInterval)',
+      release(retryAfterIntervalFailure(o, HelmErrors.legacyTimeout)),
+      'flux-retrying',
+    ],
+    [
+      'fluxRetriesItself',
+      'upgrade.remediation.retries negative (no limit)',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), {
+        upgrade: { remediation: { retries: -1 } },
+      }),
+      'flux-retrying',
+    ],
+    [
+      'transientFailure',
+      'install.strategy RetryOnFailure but the failed retry was an upgrade with no strategy (Flux stalled)',
+      release(stalledFailure(o, 'upgrade', HelmErrors.legacyTimeout), {
+        install: { strategy: { name: 'RetryOnFailure' } },
+      }),
+      'retry',
+    ],
+    [
       'fluxReconciling',
-      'Reconciling=True (Flux retries itself)',
+      'Reconciling=True ProgressingWithRetry with remediation retries left (Flux retries, then stalls)',
       release(retryingFailure(o, HelmErrors.legacyTimeout)),
       'in-progress',
     ],

@@ -10,8 +10,11 @@
 //   ...Failed) while Released still holds the failure;
 // - remediation retries are spent: Stalled=True, reason RetriesExceeded, message
 //   "Failed to upgrade after 1 attempt(s)" — Flux stops until the spec changes or requestedAt+resetAt.
+// - Flux retries by itself (RetryOnFailure, v1.4.3+): Reconciling=True, reason ProgressingWithRetry,
+//   message "retrying after 5m0s"; v1.4.0-v1.4.2: Ready=False, reason RetryAfterInterval, "Will retry after 5m0s".
+//   (With remediation retries left, Reconciling=True ProgressingWithRetry carries Ready's message instead.)
 import { isOptedOut } from '../admission/stamp.ts';
-import { type Condition, findCondition, type HelmRelease } from '../flux/helmrelease.ts';
+import { activeFailurePolicy, type Condition, findCondition, type HelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, Flux } from '../names.ts';
 import { firstMatch, parseReleasePatterns, type TransientPattern } from './patterns.ts';
 
@@ -51,6 +54,7 @@ export type Verdict =
   | 'not-failed'
   | 'other-failure'
   | 'spec-changed'
+  | 'flux-retrying'
   | 'in-progress'
   | 'request-pending'
   | 'stalled-other'
@@ -137,6 +141,39 @@ export function specChanged({ hr, failed }: ClassifyInput): Finding | undefined 
   return reason ? { verdict: 'spec-changed', reason, failure: failed.failure } : undefined;
 }
 
+/** helm-controller's RetryOnFailure strategy (an Event of its own): the reason for the verdict. */
+export const RETRY_ON_FAILURE = 'RetryOnFailure';
+
+/**
+ * Flux retries the release by itself without a limit: the active action's strategy is RetryOnFailure (also
+ * recognised by its condition shape, which is all the DefaultToRetryOnFailure gate leaves to see), or its
+ * remediation retries are negative (unlimited). Ours would only add attempts: its turn, for good.
+ */
+export function fluxRetriesItself({ hr, failed }: ClassifyInput): Finding | undefined {
+  if (!failed) return undefined;
+  const reason = unlimitedFluxRetries(hr);
+  return reason ? { verdict: 'flux-retrying', reason, failure: failed.failure } : undefined;
+}
+
+/** Why Flux retries the release by itself without a limit, or undefined. */
+export function unlimitedFluxRetries(hr: HelmRelease): string | undefined {
+  const policy = activeFailurePolicy(hr);
+  const action = hr.status.lastAttemptedReleaseAction ?? 'release';
+  if (policy?.strategy === RETRY_ON_FAILURE)
+    return `Flux retries the ${action} itself (${action}.strategy ${RETRY_ON_FAILURE}, every ${policy.retryInterval ?? '5m'})`;
+  const reconciling = findCondition(hr, 'Reconciling');
+  if (reconciling?.status === 'True' && reconciling.reason === 'ProgressingWithRetry') {
+    const m = /^retrying after (\S+)/.exec(reconciling.message);
+    if (m) return `Flux retries the ${action} itself (${RETRY_ON_FAILURE}, every ${m[1]})`;
+  }
+  const ready = findCondition(hr, 'Ready');
+  if (ready?.status === 'False' && ready.reason === 'RetryAfterInterval')
+    return `Flux retries the ${action} itself (${RETRY_ON_FAILURE}: ${ready.message})`;
+  if (policy && policy.retries < 0)
+    return `Flux retries the ${action} itself (${action}.remediation.retries ${policy.retries}: no limit)`;
+  return undefined;
+}
+
 /** Flux is still at work (an action runs, or it retries by itself): its turn, not ours. */
 export function fluxReconciling({ hr, failed }: ClassifyInput): Finding | undefined {
   if (!failed) return undefined;
@@ -213,6 +250,7 @@ export const CHECKS: readonly Check[] = [
   suspended,
   releaseReady,
   specChanged,
+  fluxRetriesItself,
   fluxReconciling,
   requestPending,
   readyForAnotherReason,

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { HelmErrors, helmReleaseObject, released, stalledFailure } from '../../test/support/flux-status.ts';
+import {
+  HelmErrors,
+  helmReleaseObject,
+  released,
+  retryOnFailureFailure,
+  stalledFailure,
+} from '../../test/support/flux-status.ts';
 import { type HelmRelease, parseHelmRelease } from '../flux/helmrelease.ts';
 import { Annotations, Flux } from '../names.ts';
 import { backoffDelay } from './backoff.ts';
@@ -106,12 +112,140 @@ describe('decideRetry: the state table at the top of decide.ts, one row per line
       T0 + 1e9,
       { kind: 'none' },
     ],
+    [
+      'a new retry-reset-at token, exhausted, a retry due -> restart: state cleared, requestedAt = resetAt now',
+      retried(3, spent, {
+        [Annotations.retryExhausted]: iso(spent + 1),
+        [Annotations.retryResetAt]: 'by-hand',
+      }),
+      spent + 2,
+      { kind: 'restart', handled: 'by-hand', token: iso(spent + 2) },
+    ],
+    [
+      'a new retry-reset-at token, nothing to retry (Ready) -> restart: the token recorded only',
+      release(released(o), { [Annotations.retryResetAt]: 'by-hand' }),
+      T0,
+      { kind: 'restart', handled: 'by-hand' },
+    ],
+    [
+      'a handled retry-reset-at token -> the table as usual',
+      retried(3, spent, {
+        [Annotations.retryExhausted]: iso(spent + 1),
+        [Annotations.retryResetAt]: 'by-hand',
+        [Annotations.retryResetHandled]: 'by-hand',
+      }),
+      spent + 2,
+      { kind: 'exhausted' },
+    ],
   ])('%s', (_line, hr, now, action) => {
     expect(run(hr, now)).toMatchObject(action);
   });
 });
 
+/** A stalled failure after `failed` attempts Flux counted (remediation.retries: failed - 1 spent). */
+function stalledAfter(failed: number, action: 'install' | 'upgrade' = 'upgrade') {
+  const s = stalledFailure(o, action, 'context deadline exceeded');
+  return { ...s, failures: failed, [`${action}Failures`]: failed };
+}
+
+describe('the budget counts Flux’s own failed attempts: at most max(N+1, maxAttempts+1) per episode', () => {
+  // maxAttempts (M) is 3 in these tests: at most 4 failed attempts per episode.
+  it.each<[string, HelmRelease, number, Record<string, unknown>]>([
+    [
+      'N = 0: Flux stalled after 1 attempt -> retry 1',
+      release(stalledAfter(1)),
+      T0 + 1e9,
+      { kind: 'retry', attempt: 1 },
+    ],
+    [
+      'N = 2: Flux stalled after 3 attempts -> retry 1 (the 4th attempt)',
+      release(stalledAfter(3)),
+      T0 + 1e9,
+      { kind: 'retry', attempt: 1 },
+    ],
+    [
+      'N = 2, retry 1 failed too (Flux counts 4) -> exhaust: 4 failed attempts',
+      release(
+        { ...stalledAfter(4), lastHandledReconcileAt: iso(T0), lastHandledForceAt: iso(T0) },
+        retried(1, T0).metadata.annotations,
+      ),
+      T0 + 1e9,
+      { kind: 'exhaust', attempts: 1, failed: 4 },
+    ],
+    [
+      'N = 3 (>= M): Flux stalled after 4 attempts -> exhaust, no retry of ours',
+      release(stalledAfter(4)),
+      T0 + 1e9,
+      { kind: 'exhaust', attempts: 0, failed: 4 },
+    ],
+    [
+      'a failed install retried as an upgrade counts both counters',
+      release(
+        { ...stalledAfter(2), installFailures: 2, upgradeFailures: 2, lastHandledReconcileAt: iso(T0) },
+        retried(1, T0).metadata.annotations,
+      ),
+      T0 + 1e9,
+      { kind: 'exhaust', failed: 4 },
+    ],
+    [
+      'counters reset by someone else: our own retries still bound the episode',
+      release({ ...stalledAfter(1), lastHandledReconcileAt: iso(T0) }, retried(3, T0).metadata.annotations),
+      T0 + 1e9,
+      { kind: 'exhaust', attempts: 3, failed: 4 },
+    ],
+    [
+      'RetryOnFailure: Flux retries without a limit -> nothing from us',
+      release(retryOnFailureFailure(o, 'upgrade', 'context deadline exceeded', 7)),
+      T0 + 1e9,
+      { kind: 'none' },
+    ],
+  ])('%s', (_line, hr, now, action) => {
+    expect(run(hr, now)).toMatchObject(action);
+  });
+
+  it('Flux attempts per episode, simulated: N+1 of Flux, then one per retry of ours, until max(N+1, M+1)', () => {
+    for (const n of [0, 1, 2, 3, 5]) {
+      // Flux stalls after N+1 failed attempts; every retry of ours (forceAt) buys exactly one more.
+      let failedCount = n + 1;
+      let state: Record<string, string> = {};
+      let now = T0;
+      for (let guard = 0; guard < 20; guard++) {
+        const handled = state[Flux.requestedAt];
+        const hr = release(
+          {
+            ...stalledAfter(failedCount),
+            ...(handled ? { lastHandledReconcileAt: handled, lastHandledForceAt: handled } : {}),
+          },
+          state,
+        );
+        now += limits.maxMs * 2;
+        const a = run(hr, now);
+        if (a.kind !== 'retry') {
+          expect(a.kind).toBe('exhaust');
+          break;
+        }
+        state = { ...state, ...(a.patch.metadata.annotations as Record<string, string>) };
+        failedCount++;
+      }
+      expect(failedCount).toBe(Math.max(n + 1, limits.maxAttempts + 1));
+    }
+  });
+});
+
 describe('decideRetry', () => {
+  it('a restart by hand with nothing to retry writes no Flux annotation', () => {
+    const a = run(release(released(o), { [Annotations.retryResetAt]: 'by-hand' }), T0);
+    expect(a).toMatchObject({ kind: 'restart' });
+    expect(a.kind === 'restart' ? a.token : 'n/a').toBeUndefined();
+    if (a.kind !== 'restart') return;
+    expect(Object.keys(a.patch.metadata.annotations)).toEqual([Annotations.retryResetHandled]);
+  });
+
+  it('a restart by hand is ignored for a release that opted out', () => {
+    const hr = release(failed, { [Annotations.ignore]: 'true', [Annotations.retryResetAt]: 'by-hand' });
+    expect(run(hr, T0 + 1e9)).toMatchObject({ kind: 'none' });
+  });
+
   it('waits for the base delay after the failure, then retries with one fresh token', () => {
     const hr = release(failed);
     expect(run(hr, T0 + 1000)).toMatchObject({ kind: 'wait', delayMs: delay(0) - 1000, attempt: 1 });
@@ -120,7 +254,7 @@ describe('decideRetry', () => {
     if (a.kind !== 'retry') return;
     expect(a.patch.metadata.annotations).toMatchObject({
       [Flux.requestedAt]: a.token,
-      [Flux.resetAt]: a.token,
+      [Flux.forceAt]: a.token,
       [Annotations.retryAttempts]: '1',
       [Annotations.retryEpisode]: episode,
     });

@@ -7,7 +7,9 @@ import {
   episodeFingerprint,
   freshToken,
   parseTime,
+  pendingRestart,
   readRetryState,
+  restartPatch,
   retryPatch,
 } from './state.ts';
 
@@ -89,12 +91,48 @@ describe('episodeFingerprint', () => {
 });
 
 describe('patches', () => {
-  it('a retry sets requestedAt and resetAt to one token, conditional on resourceVersion', () => {
+  it('a retry sets requestedAt and forceAt to one token (never resetAt: Flux keeps counting), conditional on resourceVersion', () => {
     const p = retryPatch(release({}), 'T', 1, 'e');
     expect(p.metadata.resourceVersion).toBe('9');
     expect(p.metadata.annotations[Flux.requestedAt]).toBe('T');
-    expect(p.metadata.annotations[Flux.resetAt]).toBe('T');
-    expect(p.metadata.annotations[Flux.forceAt]).toBeUndefined();
+    expect(p.metadata.annotations[Flux.forceAt]).toBe('T');
+    expect(p.metadata.annotations[Flux.resetAt]).toBeUndefined();
+  });
+
+  it('a restart by hand clears our state, records the token, and keeps Flux annotations unless it retries', () => {
+    const hr = release(
+      {},
+      {
+        [Annotations.retryAttempts]: '5',
+        [Annotations.retryExhausted]: 'X',
+        [Annotations.retryResetAt]: 'mine',
+        [Flux.requestedAt]: 'R',
+      },
+    );
+    expect(pendingRestart(hr.metadata.annotations)).toBe('mine');
+    expect(restartPatch(hr, 'mine').metadata.annotations).toEqual({
+      [Annotations.retryAttempts]: null,
+      [Annotations.retryExhausted]: null,
+      [Annotations.retryResetHandled]: 'mine',
+    });
+    expect(restartPatch(hr, 'mine', { token: 'T', episode: 'e' }).metadata.annotations).toEqual({
+      [Annotations.retryAttempts]: '0',
+      [Annotations.retryExhausted]: null,
+      [Annotations.retryResetHandled]: 'mine',
+      [Annotations.retryLastAttempt]: 'T',
+      [Annotations.retryEpisode]: 'e',
+      [Flux.requestedAt]: 'T',
+      [Flux.resetAt]: 'T',
+    });
+  });
+
+  it.each<[string, Record<string, string>, string | undefined]>([
+    ['no token', {}, undefined],
+    ['an empty token', { [Annotations.retryResetAt]: '' }, undefined],
+    ['a new token', { [Annotations.retryResetAt]: 'b', [Annotations.retryResetHandled]: 'a' }, 'b'],
+    ['a handled token', { [Annotations.retryResetAt]: 'a', [Annotations.retryResetHandled]: 'a' }, undefined],
+  ])('a restart is pending for %s: %s', (_n, annotations, expected) => {
+    expect(pendingRestart(annotations)).toBe(expected);
   });
 
   it('clearing removes only our annotations that are there', () => {

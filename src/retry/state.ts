@@ -9,7 +9,7 @@ import { Annotations, Flux } from '../names.ts';
 export interface RetryState {
   /** Retries requested in the recorded episode. */
   attempts: number;
-  /** Token (RFC3339) of the last retry: also the value written to requestedAt and resetAt. */
+  /** Token (RFC3339) of the last retry: also the value written to requestedAt and forceAt. */
   lastAttempt?: string;
   lastAttemptMs?: number;
   /** Fingerprint of the episode the counters belong to. */
@@ -78,8 +78,10 @@ export function freshToken(hr: HelmRelease, nowMs: number): string {
   const used = new Set(
     [
       hr.metadata.annotations[Flux.requestedAt],
+      hr.metadata.annotations[Flux.forceAt],
       hr.metadata.annotations[Flux.resetAt],
       hr.status.lastHandledReconcileAt,
+      hr.status.lastHandledForceAt,
       hr.status.lastHandledResetAt,
     ].filter((v): v is string => v !== undefined),
   );
@@ -89,9 +91,11 @@ export function freshToken(hr: HelmRelease, nowMs: number): string {
 }
 
 /**
- * The retry: requestedAt and resetAt with one fresh token (Flux honours resetAt only when it equals
- * requestedAt), and the new state. resourceVersion makes it conditional: if anyone wrote the release
- * since we read it, the API server answers 409 and nothing is counted twice.
+ * The retry: requestedAt and forceAt with one fresh token (Flux honours forceAt only when it equals
+ * requestedAt): exactly one more install/upgrade, past Flux's exhausted remediation budget, without
+ * resetting Flux's failure counters — they are the episode's count of failed attempts, Flux's own and ours
+ * (ADR 0010). resourceVersion makes it conditional: if anyone wrote the release since we read it, the API
+ * server answers 409 and nothing is counted twice.
  */
 export function retryPatch(hr: HelmRelease, token: string, attempts: number, episode: string): MergePatch {
   return {
@@ -99,7 +103,7 @@ export function retryPatch(hr: HelmRelease, token: string, attempts: number, epi
       resourceVersion: hr.metadata.resourceVersion,
       annotations: {
         [Flux.requestedAt]: token,
-        [Flux.resetAt]: token,
+        [Flux.forceAt]: token,
         [Annotations.retryAttempts]: String(attempts),
         [Annotations.retryLastAttempt]: token,
         [Annotations.retryEpisode]: episode,
@@ -107,6 +111,37 @@ export function retryPatch(hr: HelmRelease, token: string, attempts: number, epi
       },
     },
   };
+}
+
+/** The retry-reset-at token the user set and we have not handled yet, if any. */
+export function pendingRestart(annotations: Readonly<Record<string, string>>): string | undefined {
+  const token = annotations[Annotations.retryResetAt];
+  return token && token !== annotations[Annotations.retryResetHandled] ? token : undefined;
+}
+
+/**
+ * A restart by hand: our state for the episode is cleared and the token recorded as handled (so it acts
+ * once). With `retry`, the release is also asked for one attempt now with requestedAt = resetAt = a fresh
+ * token: resetAt clears Flux's failure counters, so both budgets start again.
+ */
+export function restartPatch(
+  hr: HelmRelease,
+  handled: string,
+  retry?: { token: string; episode: string },
+): MergePatch {
+  const annotations: Record<string, string | null> = {};
+  for (const k of OURS) if (hr.metadata.annotations[k] !== undefined) annotations[k] = null;
+  annotations[Annotations.retryResetHandled] = handled;
+  if (retry) {
+    Object.assign(annotations, {
+      [Flux.requestedAt]: retry.token,
+      [Flux.resetAt]: retry.token,
+      [Annotations.retryAttempts]: '0',
+      [Annotations.retryLastAttempt]: retry.token,
+      [Annotations.retryEpisode]: retry.episode,
+    });
+  }
+  return { metadata: { resourceVersion: hr.metadata.resourceVersion, annotations } };
 }
 
 /** Marks the budget of episode as spent (attempts kept as they are). */

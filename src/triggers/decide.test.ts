@@ -15,6 +15,7 @@ import {
 const D1 = 'sha256:1111';
 const D2 = 'sha256:2222';
 const TOKEN = '2026-01-01T00:00:00.123456789Z';
+const NOW = Date.parse('2026-01-01T00:00:00Z');
 const CM = 'ConfigMap/ns/linked';
 
 function release(o: {
@@ -61,7 +62,7 @@ const linked = (digest: string): LinkSourceState => ({ state: 'linked', digest }
 const GONE: LinkSourceState = { state: 'gone' };
 
 const decision = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
-  decideTrigger({ valuesDigest: D2, links: {}, ...input }, { force, token: TOKEN });
+  decideTrigger({ valuesDigest: D2, links: {}, ...input }, { force, token: TOKEN, nowMs: NOW });
 const decide = (input: Partial<TriggerInput> & { hr: HelmRelease }, force = false) =>
   decision(input, force).action;
 
@@ -91,6 +92,100 @@ describe('decideTrigger', () => {
     });
   });
 
+  it.each<[string, Record<string, unknown>, Record<string, string>, Record<string, unknown>]>([
+    [
+      'a request Flux has not handled yet (ours or anyone’s)',
+      {},
+      { [Flux.requestedAt]: '2025-12-31T00:00:00Z' },
+      { action: 'skip', reason: 'in-flight' },
+    ],
+    [
+      'an upgrade running',
+      {
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'Unknown',
+            reason: 'Progressing',
+            message: "Running 'upgrade' action with timeout of 5m0s",
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          },
+        ],
+      },
+      {},
+      { action: 'skip', reason: 'in-flight', recheckAtMs: NOW + 6 * 60_000 },
+    ],
+  ])('holds a trigger while Flux works on the release: %s', (_name, status, annotations, expected) => {
+    const hr = release(stamped(D1, annotations));
+    Object.assign(hr.status, status);
+    expect(decide({ hr })).toMatchObject(expected);
+  });
+
+  it('holds nothing but triggers: a backfill is written while Flux works', () => {
+    const hr = release({ annotations: { [Flux.requestedAt]: '2025-12-31T00:00:00Z' } });
+    expect(decide({ hr }).action).toBe('backfill');
+  });
+
+  const WATCHED = 'ConfigMap/ns/cm';
+  const OTHER = 'Secret/ns/other';
+  const twoSources = (hr: HelmRelease): HelmRelease => ({
+    ...hr,
+    valuesFrom: [
+      ...hr.valuesFrom,
+      { kind: 'Secret', name: 'other', valuesKey: 'values.yaml', targetPath: '', optional: false },
+    ],
+  });
+  it.each<[string, HelmRelease, Partial<TriggerInput>, TriggerAction['action'], string]>([
+    [
+      'every consumed source watched by Flux',
+      release(stamped(D1)),
+      { fluxWatched: [WATCHED] },
+      'backfill',
+      'flux-watched',
+    ],
+    [
+      'every consumed source watched, with --force: still no second (forced) upgrade',
+      release(stamped(D1, { [Annotations.force]: 'true' })),
+      { fluxWatched: [WATCHED] },
+      'backfill',
+      'flux-watched',
+    ],
+    [
+      'a mixed release, only the watched source seen changing',
+      twoSources(release(stamped(D1))),
+      { fluxWatched: [WATCHED], changedSources: [WATCHED] },
+      'backfill',
+      'flux-watched',
+    ],
+    [
+      'a mixed release, the unwatched source seen changing',
+      twoSources(release(stamped(D1))),
+      { fluxWatched: [WATCHED], changedSources: [WATCHED, OTHER] },
+      'trigger',
+      'values-changed',
+    ],
+    [
+      'a mixed release, changes unknown (after a start)',
+      twoSources(release(stamped(D1))),
+      { fluxWatched: [WATCHED] },
+      'trigger',
+      'values-changed',
+    ],
+    [
+      'no source watched (the default)',
+      release(stamped(D1)),
+      { fluxWatched: [] },
+      'trigger',
+      'values-changed',
+    ],
+  ])('sources Flux watches itself: %s -> %s', (_name, hr, extra, action, reason) => {
+    const d = decide({ hr, ...extra });
+    expect(d).toMatchObject({ action, reason });
+    if (d.action === 'backfill') {
+      expect(d.patch.metadata.annotations).toEqual({ [Annotations.valuesDigest]: D2 });
+    }
+  });
+
   it('triggers failed releases too (a values fix is what they need)', () => {
     expect(decide({ hr: release({ ...stamped(D1), failed: true }) }).action).toBe('trigger');
   });
@@ -109,7 +204,7 @@ describe('decideTrigger', () => {
   ])('with --no-release-force, %s', (_name, hr, force, forced) => {
     const d = decideTrigger(
       { valuesDigest: D2, links: {}, hr },
-      { force, token: TOKEN, ignoreReleaseForce: true },
+      { force, token: TOKEN, ignoreReleaseForce: true, nowMs: NOW },
     ).action;
     expect(d.action).toBe('trigger');
     expect(d.action === 'trigger' && Flux.forceAt in d.patch.metadata.annotations).toBe(forced);
@@ -121,12 +216,15 @@ describe('decideTrigger', () => {
   });
 
   const OLD = '2025-12-31T00:00:00Z';
+  // Flux handled the request OLD, but the reconcile failed before the release step (ValuesError,
+  // SourceNotReady), so forceAt/resetAt written with it were never evaluated.
   it.each([
-    ["a retry's resetAt Flux has not handled", Flux.resetAt, undefined, true],
-    ['a forceAt Flux has not handled', Flux.forceAt, undefined, true],
+    ["a retry's forceAt Flux has not evaluated", Flux.forceAt, undefined, true],
+    ['a resetAt Flux has not evaluated', Flux.resetAt, undefined, true],
     ['a resetAt Flux already handled', Flux.resetAt, OLD, false],
   ])('with %s, the new requestedAt carries %s along: %s', (_name, annotation, lastHandled, carried) => {
     const hr = release(stamped(D1, { [Flux.requestedAt]: OLD, [annotation]: OLD }));
+    hr.status.lastHandledReconcileAt = OLD;
     if (lastHandled) {
       hr.status.lastHandledResetAt = lastHandled;
       hr.status.lastHandledForceAt = lastHandled;
@@ -139,6 +237,7 @@ describe('decideTrigger', () => {
 
   it('does not carry a resetAt written with an older request', () => {
     const hr = release(stamped(D1, { [Flux.requestedAt]: OLD, [Flux.resetAt]: '2025-01-01T00:00:00Z' }));
+    hr.status.lastHandledReconcileAt = OLD;
     const d = decide({ hr });
     expect(d.action === 'trigger' && Flux.resetAt in d.patch.metadata.annotations).toBe(false);
   });

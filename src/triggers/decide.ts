@@ -6,11 +6,15 @@
 // A digest stored in an older format (v1, or v2 under the previous key; src/values/digest.ts) is compared
 // with the current data digested in that format, which the gatherer supplies: equal means the data did not
 // change, and the release is re-stamped in the current format without a reconcile.
+// A trigger is held while helm-controller works on the release (src/flux/activity.ts): nothing is written,
+// the digests keep differing, and the trigger is sent once Flux is done — never into a running upgrade, and
+// no change lost.
 import { desiredStamp, isOptedOut } from '../admission/stamp.ts';
+import { fluxActivity } from '../flux/activity.ts';
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import { type MapChanges, type MergePatch, mapChanges } from '../kube/patch.ts';
 import { Annotations, Flux, Labels } from '../names.ts';
-import type { SourceId } from './links.ts';
+import { type SourceId, sourceId } from './links.ts';
 
 /** What the gatherer found about one ConfigMap/Secret that links to the release now or is recorded on it. */
 export type LinkSourceState =
@@ -34,6 +38,13 @@ export interface TriggerInput {
   storedFormatDigest?: string;
   /** Every source that links to the release now or is recorded in its link-digests annotation. */
   links: Readonly<Record<SourceId, LinkSourceState>>;
+  /**
+   * Sources the release consumes through valuesFrom that helm-controller watches itself (they match
+   * --watch-configs-label-selector, with --flux-watches-configs): a change of theirs is Flux's to act on.
+   */
+  fluxWatched?: readonly SourceId[];
+  /** Sources seen changing since the release was last handled; undefined when unknown (e.g. after a start). */
+  changedSources?: readonly SourceId[];
 }
 
 export interface TriggerOptions {
@@ -43,18 +54,25 @@ export interface TriggerOptions {
   token: string;
   /** --no-release-force: the release's own force annotation is not read (--force still applies). */
   ignoreReleaseForce?: boolean;
+  /** The time, for the in-flight bound of a condition a dead controller left behind. */
+  nowMs: number;
 }
 
 /** The link-digests value of a linked source that is gone: its return (or its deletion) is a change. */
 export const MISSING_LINK = 'missing';
 
-export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged';
+export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged' | 'in-flight';
 export type TriggerReason = 'values-changed' | 'link-changed';
 /** restamp: digests recorded in an older format, data unchanged, recorded again in the current one. */
-export type BackfillReason = 'stamp' | 'link-digests' | 'restamp';
+export type BackfillReason = 'stamp' | 'link-digests' | 'restamp' | 'flux-watched';
 
 export type TriggerAction =
-  | { action: 'skip'; reason: SkipReason }
+  | { action: 'skip'; reason: Exclude<SkipReason, 'in-flight'> }
+  /**
+   * A trigger held while Flux works on the release: look again when its status changes, or at `recheckAtMs`
+   * (when a "Running ..." condition stops counting); `why` says what Flux is doing.
+   */
+  | { action: 'skip'; reason: 'in-flight'; why: string; recheckAtMs?: number }
   | { action: 'backfill'; reason: BackfillReason; patch: MergePatch }
   | {
       action: 'trigger';
@@ -117,7 +135,20 @@ function releaseAction(input: TriggerInput, options: TriggerOptions): TriggerAct
     },
   });
 
+  // helm-controller reconciles by itself on changes of the sources it watches: record the digest only.
+  if (valuesChanged && changedLinks.length === 0 && changeWatchedByFlux(input)) {
+    return { action: 'backfill', reason: 'flux-watched', patch: patch({}) };
+  }
   if (valuesChanged || changedLinks.length > 0) {
+    const flux = fluxActivity(hr, options.nowMs);
+    if (flux.busy) {
+      return {
+        action: 'skip',
+        reason: 'in-flight',
+        why: flux.detail,
+        ...(flux.untilMs !== undefined ? { recheckAtMs: flux.untilMs } : {}),
+      };
+    }
     return {
       action: 'trigger',
       reason: valuesChanged ? 'values-changed' : 'link-changed',
@@ -164,6 +195,24 @@ function linksRestampedOnly(input: TriggerInput): boolean {
     restamps++;
   }
   return restamps > 0;
+}
+
+/**
+ * Whether the values change is one helm-controller acts on by itself: every source the release consumes is
+ * watched by it, or every consumed source seen changing is. Unknown changes (after a start) of a release
+ * that also consumes unwatched sources are ours, so nothing is lost (at worst Flux reconciles twice, the
+ * second time without a new revision).
+ */
+export function changeWatchedByFlux(
+  input: Pick<TriggerInput, 'hr' | 'fluxWatched' | 'changedSources'>,
+): boolean {
+  const watched = new Set(input.fluxWatched ?? []);
+  if (watched.size === 0) return false;
+  const ns = input.hr.metadata.namespace;
+  const consumed = new Set(input.hr.valuesFrom.map((r) => sourceId(r.kind, ns, r.name)));
+  if ([...consumed].every((id) => watched.has(id))) return true;
+  const changed = (input.changedSources ?? []).filter((id) => consumed.has(id));
+  return changed.length > 0 && changed.every((id) => watched.has(id));
 }
 
 function valuesDigestChanged(
@@ -236,9 +285,11 @@ function reconcileRequest(hr: HelmRelease, options: TriggerOptions): MapChanges 
 }
 
 /**
- * True when `annotation` (forceAt or resetAt) was written with the pending requestedAt and Flux has not
+ * True when `annotation` (forceAt or resetAt) was written with the current requestedAt and Flux has not
  * handled it yet. A new requestedAt must carry it along with the new token, or Flux would see the two
- * differ and drop it (e.g. a retry's resetAt overtaken by a trigger).
+ * differ and drop it. (A trigger is never sent while that requestedAt is pending; but a reconcile that fails
+ * before the release step — ValuesError, SourceNotReady — records the requestedAt as handled without ever
+ * evaluating forceAt/resetAt: a retry's forceAt then still waits, and the trigger carries it.)
  */
 function pendingWithRequest(hr: HelmRelease, annotation: string, lastHandled: string | undefined): boolean {
   const value = hr.metadata.annotations[annotation];
@@ -246,7 +297,7 @@ function pendingWithRequest(hr: HelmRelease, annotation: string, lastHandled: st
 }
 
 /** Skips that need no digest, so the reconciler can take them without any lookup. */
-export function skipBeforeLookup(hr: HelmRelease): SkipReason | undefined {
+export function skipBeforeLookup(hr: HelmRelease): Exclude<SkipReason, 'in-flight'> | undefined {
   if (isOptedOut(hr.metadata.annotations)) return 'ignored';
   if (hr.metadata.deletionTimestamp) return 'deleting';
   // Left alone while suspended; the digests still differ on resume, so the change is caught up then.

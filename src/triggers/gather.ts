@@ -4,7 +4,7 @@
 import type { HelmRelease, ValuesSourceKind } from '../flux/helmrelease.ts';
 import { Annotations } from '../names.ts';
 import { type LinkSourceState, parseLinkDigests, recordedLinks, type TriggerInput } from './decide.ts';
-import { parseSourceId, type SourceId, sourceAllowed } from './links.ts';
+import { parseSourceId, type SourceId, sourceAllowed, sourceId } from './links.ts';
 
 /** Where the gatherer reads. Any method may reject (or throw): the input cannot be gathered then. */
 export interface TriggerReads {
@@ -25,14 +25,21 @@ export interface TriggerReads {
   ): Promise<string | null | undefined>;
   /** Whether a source exists (it may no longer link). */
   exists(id: SourceId): boolean;
+  /**
+   * Whether helm-controller watches a source itself (it matches --watch-configs-label-selector, with
+   * --flux-watches-configs): a change of its data is Flux's to act on.
+   */
+  fluxWatched(id: SourceId): boolean;
+  /** Sources seen changing since the release was last handled; undefined when unknown (after a start, explain). */
+  changedSources?(hr: HelmRelease): readonly SourceId[] | undefined;
 }
 
-/** The one input of decideTrigger for a release that is not skipped before the lookup. */
 /** Operator settings the gatherer applies (--no-cross-namespace-links refuses every cross-namespace link). */
 export interface GatherPolicy {
   noCrossNamespaceLinks: boolean;
 }
 
+/** The one input of decideTrigger for a release that is not skipped before the lookup. */
 export async function gatherTriggerInput(
   hr: HelmRelease,
   reads: TriggerReads,
@@ -45,12 +52,21 @@ export async function gatherTriggerInput(
     valuesDigest !== undefined && stored !== undefined && stored !== valuesDigest
       ? await reads.valuesDigestAsStored(hr, stored)
       : undefined;
+  const changedSources = reads.changedSources?.(hr);
   return {
     hr,
     valuesDigest,
     ...(storedFormatDigest !== undefined ? { storedFormatDigest } : {}),
     links: await linkSources(hr, reads, policy),
+    fluxWatched: fluxWatchedSources(hr, reads),
+    ...(changedSources ? { changedSources } : {}),
   };
+}
+
+/** The sources the release consumes through valuesFrom that helm-controller watches itself. */
+function fluxWatchedSources(hr: HelmRelease, reads: TriggerReads): SourceId[] {
+  const ns = hr.metadata.namespace;
+  return hr.valuesFrom.map((r) => sourceId(r.kind, ns, r.name)).filter((id) => reads.fluxWatched(id));
 }
 
 /** The state of every source that links to the release now, or is recorded on it. */

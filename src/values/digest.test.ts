@@ -13,6 +13,7 @@ import {
   digestKey,
   keyBytesOf,
   keyDigest,
+  legacyKeyBytesOf,
   legacyObjectDataDigest,
   legacyValuesDigest,
   objectDataDigest,
@@ -33,8 +34,13 @@ const objects: Record<string, ObjectData> = {
   'ConfigMap/unicode': { data: { 'values.yaml': 'greeting: "Grüße, 世界 🚀"\n' } },
 };
 
+/** The bytes as Flux reads them (data only): what v2 digests cover. */
 const bytesOf = (ref: ValuesReference) =>
   keyBytesOf(ref.kind, objects[`${ref.kind}/${ref.name}`], ref.valuesKey);
+
+/** The bytes as v1 read them (a ConfigMap's binaryData too): stored v1 digests must still match. */
+const legacyBytesOf = (ref: ValuesReference) =>
+  legacyKeyBytesOf(ref.kind, objects[`${ref.kind}/${ref.name}`], ref.valuesKey);
 
 const ref = (
   kind: ValuesReference['kind'],
@@ -104,7 +110,7 @@ describe('legacyValuesDigest format (v1)', () => {
       'sha256:a2552c0c633a57e47d338e4b40d5eb77b486fb828a0516c45bce9db437cdb547',
     ],
   ])('%s', (_, refs, expected) => {
-    expect(legacyValuesDigest(refs, bytesOf)).toBe(expected);
+    expect(legacyValuesDigest(refs, legacyBytesOf)).toBe(expected);
   });
 });
 
@@ -239,7 +245,7 @@ describe('valuesDigest format (v2, keyed)', () => {
     const refs = [ref('ConfigMap', 'app-values')];
     const other = valuesDigestOfBytes(OTHER_KEY, 'apps', refs, bytesOf);
     expect(other).not.toBe(v2(refs));
-    expect(other.split(':').at(-1)).not.toBe(legacyValuesDigest(refs, bytesOf).slice('sha256:'.length));
+    expect(other.split(':').at(-1)).not.toBe(legacyValuesDigest(refs, legacyBytesOf).slice('sha256:'.length));
   });
 
   it('is computed from the per-key digests alone (what the values store keeps)', () => {
@@ -251,6 +257,54 @@ describe('valuesDigest format (v2, keyed)', () => {
       ]),
     );
     expect(valuesDigest(KEY, 'apps', refs, (r) => kds.get(r.name) ?? null)).toBe(v2(refs));
+  });
+});
+
+describe('valuesDigest (v2) follows what Flux reads', () => {
+  const digest = (refs: ValuesReference[]) => valuesDigestOfBytes(KEY, 'apps', refs, bytesOf);
+
+  it('literal without a targetPath is ignored, as Flux ignores it', () => {
+    expect(digest([ref('ConfigMap', 'app-values', { literal: true })])).toBe(
+      digest([ref('ConfigMap', 'app-values')]),
+    );
+  });
+
+  it('literal with a targetPath is part of the digest', () => {
+    expect(digest([ref('ConfigMap', 'app-values', { targetPath: 'a', literal: true })])).not.toBe(
+      digest([ref('ConfigMap', 'app-values', { targetPath: 'a' })]),
+    );
+  });
+
+  it('a key only in binaryData digests like a missing key (v1 read it: its stored digests still match)', () => {
+    expect(keyBytesOf('ConfigMap', objects['ConfigMap/app-binary'], 'values.yaml')).toBeNull();
+    expect(legacyKeyBytesOf('ConfigMap', objects['ConfigMap/app-binary'], 'values.yaml')).toEqual(
+      Buffer.from([0, 1, 2, 255, 254]),
+    );
+    for (const optional of [false, true]) {
+      const refs = [ref('ConfigMap', 'app-binary', { optional })];
+      expect(digest(refs)).toBe(valuesDigestOfBytes(KEY, 'apps', refs, () => null));
+    }
+  });
+
+  it('while a required entry is missing, the other entries do not count; its return does', () => {
+    const failing = [ref('ConfigMap', 'app-values'), ref('Secret', 'absent')];
+    const otherData = [ref('ConfigMap', 'unicode'), ref('Secret', 'absent')];
+    expect(digest(failing)).toBe(digest(otherData));
+    expect(digest(failing)).toBe(digest([ref('Secret', 'absent')]));
+    expect(digest(failing)).not.toBe(digest([ref('ConfigMap', 'app-values'), ref('Secret', 'app-secret')]));
+  });
+
+  it('an optional missing entry is skipped and the others count', () => {
+    const a = [ref('ConfigMap', 'app-values'), ref('Secret', 'absent', { optional: true })];
+    const b = [ref('ConfigMap', 'unicode'), ref('Secret', 'absent', { optional: true })];
+    expect(digest(a)).not.toBe(digest(b));
+  });
+
+  it('the per-key digests follow the same rules (a failing composition from the store)', () => {
+    const refs = [ref('ConfigMap', 'app-values'), ref('Secret', 'absent')];
+    const kds = (r: ValuesReference) =>
+      keyDigest(KEY, { kind: r.kind, namespace: 'apps', name: r.name }, r.valuesKey, bytesOf(r));
+    expect(valuesDigest(KEY, 'apps', refs, kds)).toBe(digest(refs));
   });
 });
 

@@ -9,6 +9,7 @@
 // valuesDigest below, so they can never disagree.
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import type { ValuesReference, ValuesSourceKind } from '../flux/helmrelease.ts';
+import { fluxReads, literalApplies } from './reads.ts';
 
 /** Bytes of ref.valuesKey in the referenced object, or null when the object or the key is missing. */
 export type KeyBytes = (ref: ValuesReference) => Uint8Array | null;
@@ -112,9 +113,12 @@ export function keyDigest(
 }
 
 /**
- * The values digest (v2): HMAC over the release's namespace, then each entry in order: kind, name,
- * valuesKey, targetPath, optional, and the key's keyed digest or a "missing" marker. Other keys of the same
- * object are never read, so changing them cannot change the digest.
+ * The values digest (v2): HMAC over the release's namespace, then what Flux reads (reads.ts), each entry in
+ * order: kind, name, valuesKey, targetPath, optional (with a "literal" marker when `literal` applies, i.e.
+ * with a targetPath), and the key's keyed digest or a "missing" marker (an optional entry Flux skips). A
+ * composition that fails at a required missing entry consumes nothing: its digest is that of the failing
+ * entry alone, so changes to the other entries while it fails change nothing (Flux would fail the same way)
+ * and its return does. Other keys of the same object are never read, so changing them cannot change it.
  */
 export function valuesDigest(
   key: DigestKey,
@@ -122,17 +126,20 @@ export function valuesDigest(
   refs: readonly ValuesReference[],
   digestOf: KeyDigests,
 ): string {
+  const reads = fluxReads(refs, digestOf);
+  const entries = reads.ok ? reads.entries : [{ ref: reads.ref, bytes: null }];
   return v2(
     key,
     keyedFieldDigest(key, 'helmrelease-autopilot/values-digest/v2\n', (field) => {
       field(namespace);
-      for (const ref of refs) {
+      for (const { ref, bytes: d } of entries) {
         field(ref.kind);
         field(ref.name);
         field(ref.valuesKey);
         field(ref.targetPath);
         field(ref.optional ? 'optional' : 'required');
-        const d = digestOf(ref);
+        // Only when it applies; the field that follows is never "literal", so the encoding stays unambiguous.
+        if (literalApplies(ref)) field('literal');
         if (d === null) field('missing');
         else {
           field('present');
@@ -155,7 +162,11 @@ export function valuesDigestOfBytes(
   );
 }
 
-/** The v1 values digest: sha256 over each entry's fields and bytes (legacy: migration only). */
+/**
+ * The v1 values digest: sha256 over each entry's fields and bytes (legacy: migration only). Exactly what v1
+ * computed, so stored v1 digests still match: every entry (no Flux composition rules, no "literal" marker),
+ * bytes as legacyKeyBytesOf reads them (a ConfigMap's binaryData too).
+ */
 export function legacyValuesDigest(refs: readonly ValuesReference[], bytesOf: KeyBytes): string {
   return legacyFieldDigest('helmrelease-autopilot/values-digest/v1\n', (field) => {
     for (const ref of refs) {
@@ -223,16 +234,21 @@ export function olderFormatOf(stored: string | undefined, keys: DigestKeys): Old
   return undefined;
 }
 
-/** The values digest of the same data in an older format. */
+/**
+ * The values digest of the same data in an older format, from each entry's object (undefined: missing):
+ * v1 reads the bytes as v1 did (legacyKeyBytesOf), v2 as Flux does (keyBytesOf).
+ */
 export function valuesDigestIn(
   format: OlderFormat,
   namespace: string,
   refs: readonly ValuesReference[],
-  bytesOf: KeyBytes,
+  objectOf: (ref: ValuesReference) => ObjectData | undefined,
 ): string {
   return format.version === 'v1'
-    ? legacyValuesDigest(refs, bytesOf)
-    : valuesDigestOfBytes(format.key, namespace, refs, bytesOf);
+    ? legacyValuesDigest(refs, (ref) => legacyKeyBytesOf(ref.kind, objectOf(ref), ref.valuesKey))
+    : valuesDigestOfBytes(format.key, namespace, refs, (ref) =>
+        keyBytesOf(ref.kind, objectOf(ref), ref.valuesKey),
+      );
 }
 
 /** The link digest of the same data in an older format. */
@@ -242,8 +258,26 @@ export function objectDataDigestIn(format: OlderFormat, source: SourceObject, ob
     : objectDataDigest(format.key, source, object);
 }
 
-/** The bytes of one key of a ConfigMap (data, then binaryData) or a Secret (data, base64), or null. */
+/**
+ * The bytes of one key as helm-controller reads it (reads.ts): a ConfigMap's `data` (never `binaryData`:
+ * chartutil does not look there, so a key present only in `binaryData` is missing to Flux) or a Secret's
+ * `data` (base64); null when the object or the key is missing. What the v2 digests cover.
+ */
 export function keyBytesOf(
+  kind: ValuesReference['kind'],
+  object: { data?: Record<string, string> } | undefined,
+  key: string,
+): Uint8Array | null {
+  const data = object?.data?.[key];
+  if (data === undefined) return null;
+  return kind === 'ConfigMap' ? Buffer.from(data, 'utf8') : Buffer.from(data, 'base64');
+}
+
+/**
+ * The bytes of one key as v1 read them (legacy: migration only): a ConfigMap's data, then its binaryData
+ * (base64), or a Secret's data (base64); null when the object or the key is missing.
+ */
+export function legacyKeyBytesOf(
   kind: ValuesReference['kind'],
   object: ObjectData | undefined,
   key: string,

@@ -182,8 +182,11 @@ export class ValuesStore implements ValuesLookup {
         objects.set(k, await this.fetchCurrent(r.kind, namespace, r.name, [r.valuesKey], signal));
       }),
     );
-    return valuesDigestIn(format, namespace, refs, (ref) =>
-      keyBytesOf(ref.kind, objects.get(objectKey(ref.kind, namespace, ref.name)) ?? undefined, ref.valuesKey),
+    return valuesDigestIn(
+      format,
+      namespace,
+      refs,
+      (ref) => objects.get(objectKey(ref.kind, namespace, ref.name)) ?? undefined,
     );
   }
 

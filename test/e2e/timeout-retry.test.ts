@@ -1,12 +1,12 @@
 // (b) A real timeout: a Deployment that cannot become ready, `wait` on and a 10 s timeout. helm-controller
 // stalls after the first failure (default retries 0); the operator retries with backoff (requestedAt =
-// resetAt); once the test makes the Deployment ready, the next attempt succeeds and the retry state is
-// cleared. Run on the pinned helm-controller (Helm v4, kstatus: "timeout waiting for: [...]") and the
+// forceAt: one attempt each, Flux's failure counters keep counting); once the test makes the Deployment
+// ready, the next attempt succeeds and the retry state is cleared. Run on the pinned helm-controller (Helm v4, kstatus: "timeout waiting for: [...]") and the
 // legacy one (Helm v3 waiter: "context deadline exceeded").
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Annotations, Flux } from '../../src/names.ts';
 import { parseTime } from '../../src/retry/state.ts';
-import { str } from '../../src/util/narrow.ts';
+import { num, str } from '../../src/util/narrow.ts';
 import { publishChart } from './support/artifacts.ts';
 import { deploymentChart } from './support/chart.ts';
 import { type E2eEnv, RETRY_BASE_DELAY_MS, RETRY_FACTOR, startE2eEnv } from './support/env.ts';
@@ -61,8 +61,9 @@ describe.each(versions)('helm-controller %s: a timeout is retried until it succe
     expect(first.condition('Ready')?.reason).toBe('InstallFailed');
     expect(first.condition('Ready')?.message).toMatch(timeoutWording(version));
 
-    // Two retries that time out again: each one is honoured by helm-controller (lastHandledResetAt is
-    // our token) and comes after a delay that grows (no jitter in the e2e tuning).
+    // Two retries that time out again: each one is honoured by helm-controller (lastHandledForceAt is
+    // our token), is one more attempt on its counters, and comes after a delay that grows (no jitter in
+    // the e2e tuning).
     let failed = first;
     const wordings = [`install (${first.condition('Ready')?.reason}): ${first.condition('Ready')?.message}`];
     for (const n of [1, 2]) {
@@ -76,7 +77,8 @@ describe.each(versions)('helm-controller %s: a timeout is retried until it succe
       );
       const tokenStr = retried.annotations[Annotations.retryLastAttempt] as string;
       expect(retried.annotations[Flux.requestedAt]).toBe(tokenStr);
-      expect(retried.annotations[Flux.resetAt]).toBe(tokenStr);
+      expect(retried.annotations[Flux.forceAt]).toBe(tokenStr);
+      expect(retried.annotations[Flux.resetAt]).toBeUndefined();
       const delay = (parseTime(tokenStr) as number) - readyFailedAt(failed);
       // lastTransitionTime has whole seconds: allow one second of rounding.
       expect(delay).toBeGreaterThanOrEqual(RETRY_BASE_DELAY_MS * RETRY_FACTOR ** (n - 1) - 1000);
@@ -88,7 +90,7 @@ describe.each(versions)('helm-controller %s: a timeout is retried until it succe
         // (Stalled alone may still be the previous failure's while the retry runs).
         (o) =>
           str(o.status.lastHandledReconcileAt) === tokenStr &&
-          str(o.status.lastHandledResetAt) === tokenStr &&
+          str(o.status.lastHandledForceAt) === tokenStr &&
           o.stalled &&
           o.condition('Reconciling') === undefined,
         `retry ${n} honoured and timed out again`,
@@ -99,6 +101,10 @@ describe.each(versions)('helm-controller %s: a timeout is retried until it succe
         `retry ${n} (${failed.condition('Ready')?.reason}): ${failed.condition('Ready')?.message}`,
       );
       expect(attempts(failed)).toBe(n);
+      // Flux counted every attempt of the episode: its own and each retry of ours (nothing reset them).
+      expect((num(failed.status.installFailures) ?? 0) + (num(failed.status.upgradeFailures) ?? 0)).toBe(
+        n + 1,
+      );
     }
 
     // The wordings go to the test output: the README records them per version.
@@ -114,7 +120,9 @@ describe.each(versions)('helm-controller %s: a timeout is retried until it succe
     );
     expect(released.history[0]?.status).toBe('deployed');
     expect(released.stalled).toBe(false);
-    expect(released.failures).toBe(0);
+    // Our retries never reset Flux's counters (ADR 0010), and under RemediateOnFailure a success does not
+    // clear them: they still count the episode's failed attempts, the install and two retries.
+    expect(released.failures).toBe(3);
     for (const k of [Annotations.retryLastAttempt, Annotations.retryEpisode, Annotations.retryExhausted])
       expect(released.annotations[k]).toBeUndefined();
   });

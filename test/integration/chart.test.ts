@@ -193,7 +193,7 @@ describe('charts/helmrelease-autopilot', () => {
         case 'enum':
           return spec.values?.find((v) => v !== spec.default) ?? '';
         default:
-          return `/tmp/sample-${name}`;
+          return 'example' in spec && spec.example ? spec.example : `/tmp/sample-${name}`;
       }
     }
     const settable = Object.keys(FLAGS).filter((f) => !derived.includes(f));

@@ -63,6 +63,10 @@ describe('leader failover', () => {
         client.mergePatch(objectPath(ConfigMaps, ns, 'values'), { data: { 'values.yaml': `v: ${v}` } });
       await change(2);
       await eventually(() => requests.length === 1, { what: 'first trigger' });
+      // helm-controller handles it (until then a further change is held: src/flux/activity.ts).
+      await client.mergePatch(`${objectPath(HelmReleases, ns, 'app')}/status`, {
+        status: { lastHandledReconcileAt: requests[0] },
+      });
       const afterFirst = digest();
       expect(afterFirst).not.toBe(backfilled);
 

@@ -3,7 +3,7 @@
 // flux-status.ts), and it "handles" our requests by recording lastHandledReconcileAt/ResetAt. Time is a
 // FakeClock, so backoff is tested without sleeping; each test has its own namespace and controller.
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { type RetryController, startRetryController } from '../../controller/retries/controller.ts';
 import { createRetryMetrics, type RetryMetrics } from '../../controller/retries/metrics.ts';
 import { type Config, parseConfig } from '../../src/config.ts';
@@ -22,10 +22,12 @@ import {
   HelmErrors,
   helmReleaseObject,
   released,
+  retryOnFailureFailure,
   type ShapeOptions,
   stalledFailure,
 } from '../support/flux-status.ts';
 import { testLogger } from '../support/log.ts';
+import { startWebhookFixture } from './webhook-fixture.ts';
 
 interface Operator {
   caches: OperatorCaches;
@@ -47,9 +49,9 @@ class Harness {
     this.config = parseConfig(argv, {});
   }
 
-  static async create(argv: string[] = []): Promise<Harness> {
+  static async create(argv: string[] = [], namespace?: string): Promise<Harness> {
     const client = await adminClient();
-    return new Harness(client, await createNamespace(client, 'retries'), argv);
+    return new Harness(client, namespace ?? (await createNamespace(client, 'retries')), argv);
   }
 
   /** Starts an operator replica (its own caches and queue; its own metrics unless given), scoped to this test's namespace. */
@@ -146,15 +148,24 @@ class Harness {
     return backoffDelay(attempts, this.config.retry.limits, `${hr.metadata.uid}/${episode}/${attempts}`);
   }
 
-  /** Plays helm-controller handling our request (requestedAt == resetAt) and failing again the same way. */
+  /**
+   * Plays helm-controller handling our request and failing again the same way: a retry (requestedAt ==
+   * forceAt) is one more attempt on Flux's counters; a restart by hand (requestedAt == resetAt) clears them
+   * first.
+   */
   async fluxFailsAgain(name: string, helmError: string = HelmErrors.legacyTimeout): Promise<string> {
     const hr = await this.get(name);
-    const token = hr.metadata.annotations[Flux.requestedAt];
-    expect(hr.metadata.annotations[Flux.resetAt]).toBe(token);
-    return this.setStatus(
-      name,
-      stalledFailure(this.shape(name, hr.metadata.generation, token), 'upgrade', helmError),
-    );
+    const token = hr.metadata.annotations[Flux.requestedAt] as string;
+    const reset = hr.metadata.annotations[Flux.resetAt] === token;
+    if (!reset) expect(hr.metadata.annotations[Flux.forceAt]).toBe(token);
+    const counted = (reset ? 0 : hr.status.upgradeFailures) + 1;
+    return this.setStatus(name, {
+      ...stalledFailure(this.shape(name, hr.metadata.generation, token), 'upgrade', helmError),
+      failures: counted,
+      upgradeFailures: counted,
+      lastHandledForceAt: hr.metadata.annotations[Flux.forceAt] ?? null,
+      lastHandledResetAt: hr.metadata.annotations[Flux.resetAt] ?? null,
+    });
   }
 
   async events(name: string): Promise<{ reason: string; type: string; note: string }[]> {
@@ -175,12 +186,14 @@ class Harness {
 }
 
 const harnesses: Harness[] = [];
+const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const h of harnesses.splice(0)) await h.close();
+  for (const c of cleanups.splice(0)) await c();
 });
 
-async function harness(argv: string[] = []): Promise<Harness> {
-  const h = await Harness.create(argv);
+async function harness(argv: string[] = [], namespace?: string): Promise<Harness> {
+  const h = await Harness.create(argv, namespace);
   harnesses.push(h);
   return h;
 }
@@ -193,7 +206,7 @@ const ours = (hr: HelmRelease) =>
   );
 
 describe('retries on a real API server', () => {
-  it('a timed-out upgrade is retried after the backoff, with requestedAt == resetAt and one attempt counted', async () => {
+  it('a timed-out upgrade is retried after the backoff, with requestedAt == forceAt and one attempt counted', async () => {
     const h = await harness();
     await h.createRelease('app');
     const op = await h.start();
@@ -214,8 +227,8 @@ describe('retries on a real API server', () => {
     const hr = await h.get('app');
     const token = hr.metadata.annotations[Flux.requestedAt];
     expect(token).toBe(new Date(h.clock.now()).toISOString());
-    expect(hr.metadata.annotations[Flux.resetAt]).toBe(token);
-    expect(hr.metadata.annotations[Flux.forceAt]).toBeUndefined();
+    expect(hr.metadata.annotations[Flux.forceAt]).toBe(token);
+    expect(hr.metadata.annotations[Flux.resetAt]).toBeUndefined();
     expect(hr.metadata.annotations[Annotations.retryAttempts]).toBe('1');
     expect(hr.metadata.annotations[Annotations.retryLastAttempt]).toBe(token);
     expect(hr.metadata.annotations[Annotations.retryEpisode]).toBe(episodeFingerprint(hr));
@@ -435,6 +448,114 @@ describe('retries on a real API server', () => {
     );
     for (let i = 0; i < 4; i++) await h.advance(h.config['retry-max-delay']);
     expect((await h.get('app')).metadata.resourceVersion).toBe(rv);
+  });
+
+  it('the budget counts Flux’s own attempts: remediation.retries 2 and --retry-max-attempts 4 make 5 failed attempts, not 15', async () => {
+    const h = await harness(['--retry-max-attempts', '4']);
+    await h.createRelease('app');
+    const op = await h.start();
+    // Flux made its 3 attempts (retries: 2) and stalled.
+    await h.setStatus('app', {
+      ...stalledFailure(h.shape('app', 1), 'upgrade', HelmErrors.legacyTimeout),
+      failures: 3,
+      upgradeFailures: 3,
+    });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await h.advance(h.delay(await h.get('app'), attempt));
+      const hr = await h.get('app');
+      expect(hr.metadata.annotations[Annotations.retryAttempts]).toBe(String(attempt + 1));
+      expect(hr.metadata.annotations[Flux.resetAt]).toBeUndefined();
+      await h.fluxFailsAgain('app');
+    }
+    const spent = await eventually(async () => {
+      const hr = await h.get('app');
+      return hr.metadata.annotations[Annotations.retryExhausted] ? hr : undefined;
+    });
+    expect(spent.status.upgradeFailures).toBe(5);
+    expect(await h.outcome(op, 'triggered')).toBe(2);
+    await eventually(async () =>
+      (await h.events('app')).some(
+        (e) => e.reason === 'RetriesExhausted' && e.note.includes('5 failed attempts'),
+      ),
+    );
+  });
+
+  it('RetryOnFailure: Flux retries by itself, so no write; one event per episode and a gauge', async () => {
+    const h = await harness();
+    await h.createRelease('app', { upgrade: { strategy: { name: 'RetryOnFailure' } } });
+    const op = await h.start();
+    const rv = await h.setStatus(
+      'app',
+      retryOnFailureFailure(h.shape('app', 1), 'upgrade', HelmErrors.legacyTimeout),
+    );
+    await eventually(async () => (await h.events('app')).some((e) => e.reason === 'FluxRetries'));
+    // Flux's next attempts fail the same way: no second event, no write of ours.
+    for (let failures = 2; failures <= 4; failures++) {
+      await h.setStatus(
+        'app',
+        retryOnFailureFailure(h.shape('app', 1), 'upgrade', HelmErrors.legacyTimeout, failures),
+      );
+      await h.advance(h.config['retry-max-delay']);
+    }
+    const gauge = await op.registry.getSingleMetric('helmrelease_autopilot_retry_flux_retrying')?.get();
+    expect(gauge?.values[0]?.value).toBe(1);
+    expect((await h.events('app')).filter((e) => e.reason === 'FluxRetries')).toHaveLength(1);
+    expect(ours(await h.get('app'))).toEqual({});
+    expect(Number((await h.get('app')).metadata.resourceVersion)).toBeGreaterThan(Number(rv));
+    expect(await h.outcome(op, 'triggered')).toBe(0);
+  });
+
+  it('retry-reset-at restarts the budget once (Flux’s too); removing retry-exhausted by hand is undone by the webhook', async () => {
+    const fixture = await startWebhookFixture({ operatorUser: inject('operatorUser') });
+    cleanups.push(() => fixture.stop());
+    const h = await harness(['--retry-max-attempts', '1'], await fixture.namespace());
+    await h.createRelease('app');
+    const op = await h.start();
+    await h.setStatus('app', stalledFailure(h.shape('app', 1), 'upgrade', HelmErrors.legacyTimeout));
+    await h.advance(h.delay(await h.get('app'), 0));
+    await h.fluxFailsAgain('app');
+    const exhausted = await eventually(async () => {
+      const hr = await h.get('app');
+      return hr.metadata.annotations[Annotations.retryExhausted] ? hr : undefined;
+    });
+
+    // Removing the annotation by hand: the webhook's carry-over restores it (an applier looks the same).
+    await h.client.mergePatch(h.path('app'), {
+      metadata: { annotations: { [Annotations.retryExhausted]: null } },
+    });
+    expect((await h.get('app')).metadata.annotations[Annotations.retryExhausted]).toBe(
+      exhausted.metadata.annotations[Annotations.retryExhausted],
+    );
+
+    // The supported way: a new token. One write clears our state and asks for an attempt with a reset.
+    await h.client.mergePatch(h.path('app'), {
+      metadata: { annotations: { [Annotations.retryResetAt]: 'restart-1' } },
+    });
+    const restarted = await eventually(async () => {
+      const hr = await h.get('app');
+      return hr.metadata.annotations[Annotations.retryResetHandled] === 'restart-1' ? hr : undefined;
+    });
+    const token = restarted.metadata.annotations[Flux.requestedAt];
+    expect(restarted.metadata.annotations[Flux.resetAt]).toBe(token);
+    expect(restarted.metadata.annotations[Annotations.retryExhausted]).toBeUndefined();
+    expect(restarted.metadata.annotations[Annotations.retryAttempts]).toBe('0');
+    expect(await h.outcome(op, 'restarted')).toBe(1);
+
+    // Flux handles the reset (its counters start again) and fails: one more retry of ours, then exhausted.
+    await h.fluxFailsAgain('app');
+    expect((await h.get('app')).status.upgradeFailures).toBe(1);
+    // (+1 ms: the restart's token was moved a millisecond past the first retry's, made at the same time.)
+    await h.advance(h.delay(await h.get('app'), 0) + 1);
+    expect((await h.get('app')).metadata.annotations[Annotations.retryAttempts]).toBe('1');
+    await h.fluxFailsAgain('app');
+    await eventually(async () => (await h.get('app')).metadata.annotations[Annotations.retryExhausted]);
+    // The same token does not act twice, however long it stays.
+    await h.settle('app');
+    const rv = (await h.get('app')).metadata.resourceVersion;
+    for (let i = 0; i < 4; i++) await h.advance(h.config['retry-max-delay']);
+    expect((await h.get('app')).metadata.resourceVersion).toBe(rv);
+    expect(await h.outcome(op, 'restarted')).toBe(1);
+    expect(await h.outcome(op, 'triggered')).toBe(2);
   });
 
   it('starts again in one process, on the same registry and metrics, and carries on from the stored state', async () => {

@@ -179,13 +179,15 @@ describe('one scope for the webhook and the reconcilers', () => {
           },
         });
       }
-      await eventually(async () => (await releaseMeta(admin, in1, 'app')).annotations[Flux.resetAt], {
+      // A retry writes requestedAt + forceAt (ADR 0010).
+      await eventually(async () => (await releaseMeta(admin, in1, 'app')).annotations[Flux.forceAt], {
         what: `retry in ${in1}`,
       });
       // The out-of-scope release had every chance: the in-scope ones were handled after its events.
       await sleep(1000);
       const after = await releaseMeta(admin, out, 'app');
       expect(after.annotations[Flux.requestedAt]).toBeUndefined();
+      expect(after.annotations[Flux.forceAt]).toBeUndefined();
       expect(after.annotations[Flux.resetAt]).toBeUndefined();
       expect(after.annotations[Annotations.retryAttempts]).toBeUndefined();
       expect(after.labels[Labels.managed]).toBeUndefined();

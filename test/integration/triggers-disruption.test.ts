@@ -11,6 +11,7 @@ import { eventually } from '../support/cluster.ts';
 import {
   createConfigMap,
   createRelease,
+  fluxHandled,
   patchConfigMap,
   releaseMeta,
   requestedAt,
@@ -55,6 +56,7 @@ describe('triggers across API server disruptions', () => {
         timeoutMs: 30_000,
         what: 'trigger of the change before the restart',
       });
+      await fluxHandled(client, ns, 'app');
       await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 3' } });
       await eventually(async () => ((await requestedAt(client, ns, 'app')) !== first ? true : undefined), {
         timeoutMs: 30_000,

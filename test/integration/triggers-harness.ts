@@ -1,12 +1,13 @@
 // Shared setup of the trigger integration tests: an operator (caches + trigger controller) scoped to the
 // test's namespaces, objects to create, and a watch that counts writes to the releases.
 import { Registry } from 'prom-client';
+import { type RolloutBudget, startRolloutBudget } from '../../controller/rollout.ts';
 import {
   startTriggerController,
   type TriggerConfig,
   type TriggerController,
 } from '../../controller/triggers/controller.ts';
-import { createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
+import { type CachesOptions, createCaches, type OperatorCaches } from '../../src/kube/caches.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import {
@@ -38,6 +39,8 @@ export interface Operator {
   caches: OperatorCaches;
   controller: TriggerController;
   registry: Registry;
+  /** --max-upgrades-in-flight (UNLIMITED unless asked for). */
+  budget: RolloutBudget;
   stop(): Promise<void>;
 }
 
@@ -47,6 +50,7 @@ export async function startOperator(
   namespaces: string[],
   config: Partial<TriggerConfig> = {},
   digestKeys: () => DigestKeys = testDigestKeys,
+  caching: Pick<CachesOptions, 'fluxWatches'> & { maxUpgradesInFlight?: number } = {},
 ): Promise<Operator> {
   const caches = createCaches({
     client,
@@ -54,9 +58,16 @@ export async function startOperator(
     digestKeys,
     namespaces,
     compatLinks: config['compat-trigger-operator'] ?? false,
+    ...(caching.fluxWatches ? { fluxWatches: caching.fluxWatches } : {}),
   });
   const registry = new Registry();
   caches.start();
+  const rollout = startRolloutBudget({
+    max: caching.maxUpgradesInFlight ?? 0,
+    caches,
+    registry,
+    logger: testLogger(),
+  });
   const controller = startTriggerController({
     client,
     caches,
@@ -64,6 +75,7 @@ export async function startOperator(
     logger: testLogger(),
     registry,
     inScope: (ns) => namespaces.includes(ns),
+    rolloutBudget: rollout.budget,
   });
   await caches.waitForSync();
   await controller.whenIdle();
@@ -71,7 +83,9 @@ export async function startOperator(
     caches,
     controller,
     registry,
+    budget: rollout.budget,
     stop: async () => {
+      rollout.stop();
       await controller.stop();
       await caches.stop();
     },
@@ -112,10 +126,15 @@ export async function createConfigMap(
     data?: Record<string, string>;
     binaryData?: Record<string, string>;
     annotations?: Record<string, string>;
+    labels?: Record<string, string>;
   },
 ): Promise<void> {
   await client.create(collectionPath(ConfigMaps, namespace), {
-    metadata: { name, ...(body.annotations ? { annotations: body.annotations } : {}) },
+    metadata: {
+      name,
+      ...(body.annotations ? { annotations: body.annotations } : {}),
+      ...(body.labels ? { labels: body.labels } : {}),
+    },
     ...(body.data ? { data: body.data } : {}),
     ...(body.binaryData ? { binaryData: body.binaryData } : {}),
   });
@@ -149,6 +168,18 @@ export async function releaseMeta(client: KubeClient, namespace: string, name: s
 
 export const requestedAt = async (client: KubeClient, namespace: string, name: string) =>
   (await releaseMeta(client, namespace, name)).annotations[Flux.requestedAt];
+
+/**
+ * Plays helm-controller finishing the reconcile a request started: status.lastHandledReconcileAt = the
+ * release's requestedAt. Until then the operator holds further triggers (src/flux/activity.ts).
+ */
+export async function fluxHandled(client: KubeClient, namespace: string, name: string): Promise<void> {
+  const token = await requestedAt(client, namespace, name);
+  if (!token) throw new Error(`${namespace}/${name} has no requestedAt to handle`);
+  await client.mergePatch(`${objectPath(HelmReleases, namespace, name)}/status`, {
+    status: { lastHandledReconcileAt: token },
+  });
+}
 
 /** Watches the releases of a namespace and records every write (resourceVersion change) with its requestedAt. */
 export async function countWrites(client: KubeClient, namespace: string) {

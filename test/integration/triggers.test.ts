@@ -1,16 +1,20 @@
 // The trigger reconciler against a real API server: one property per test, each in its own namespace,
 // with the operator scoped to that namespace so parallel tests do not interfere.
+
 import { afterEach, describe, expect, it } from 'vitest';
+import { FLAGS, fluxWatchMatcher } from '../../src/config.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { ConfigMaps, HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
 import { adminClient, createNamespace, eventually, operatorClient } from '../support/cluster.ts';
+import { testDigestKeys } from '../support/digest-key.ts';
 import {
   countWrites,
   createConfigMap,
   createRelease,
   createSecret,
   eventsIn,
+  fluxHandled,
   patchConfigMap,
   releaseMeta,
   requestedAt,
@@ -38,9 +42,10 @@ async function operator(
   namespaces: string[],
   config: Parameters<typeof startOperator>[2] = {},
   wrap: (asOperator: KubeClient) => KubeClient = (c) => c,
+  caching: Parameters<typeof startOperator>[4] = {},
 ) {
   const asOperator = await operatorClient();
-  const op = await startOperator(wrap(asOperator), namespaces, config);
+  const op = await startOperator(wrap(asOperator), namespaces, config, testDigestKeys, caching);
   cleanups.push(async () => {
     await op.stop();
     asOperator.close();
@@ -148,14 +153,26 @@ describe('trigger reconciler', () => {
     expect(notes).not.toContain('password');
   });
 
-  it('binaryData changes trigger', async () => {
+  it('a key only in binaryData is missing to Flux: its changes trigger nothing; moved to data, it triggers', async () => {
     const { client, ns } = await setup();
     await createConfigMap(client, ns, 'bin', { binaryData: { 'values.yaml': b64('a: 1') } });
-    await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'bin' }]);
+    await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'bin', optional: true }]);
     await operator([ns]);
-    await stamped(client, ns, 'app');
+    const before = await stamped(client, ns, 'app');
+    const w = await writes(client, ns);
     await patchConfigMap(client, ns, 'bin', { binaryData: { 'values.yaml': b64('a: 2') } });
-    await eventually(() => requestedAt(client, ns, 'app'), { timeoutMs: 1000, what: 'requestedAt' });
+    await sleep(1500);
+    expect(await requestedAt(client, ns, 'app')).toBeUndefined();
+    expect((await releaseMeta(client, ns, 'app')).annotations[Annotations.valuesDigest]).toBe(
+      before.annotations[Annotations.valuesDigest],
+    );
+    // The API server refuses a key in both maps: the move is one patch.
+    await patchConfigMap(client, ns, 'bin', {
+      binaryData: { 'values.yaml': null },
+      data: { 'values.yaml': 'a: 2' },
+    });
+    await eventually(() => requestedAt(client, ns, 'app'), { timeoutMs: 2000, what: 'requestedAt' });
+    expect(w.writes.filter((x) => x.requestedAt !== undefined)).toHaveLength(1);
   });
 
   it('an optional reference appearing and disappearing triggers each time', async () => {
@@ -165,10 +182,75 @@ describe('trigger reconciler', () => {
     await stamped(client, ns, 'app');
     await createConfigMap(client, ns, 'later', { data: { 'values.yaml': 'a: 1' } });
     const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'first requestedAt' });
+    await fluxHandled(client, ns, 'app');
     await client.delete(objectPath(ConfigMaps, ns, 'later'));
     await eventually(async () => ((await requestedAt(client, ns, 'app')) !== first ? true : undefined), {
       what: 'second requestedAt',
     });
+  });
+
+  it('a change while Flux has not handled the last request is held, and sent the moment it has (no lost change)', async () => {
+    const { client, ns } = await setup();
+    await createConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 1' } });
+    await createRelease(client, ns, 'app', [{ kind: 'ConfigMap', name: 'cm' }]);
+    const op = await operator([ns]);
+    await stamped(client, ns, 'app');
+    await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 2' } });
+    const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'first requestedAt' });
+    const digestAfterFirst = (await releaseMeta(client, ns, 'app')).annotations[Annotations.valuesDigest];
+    await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 3' } });
+    await sleep(1500);
+    expect(await requestedAt(client, ns, 'app')).toBe(first);
+    const skips = await op.registry.getSingleMetric('helmrelease_autopilot_trigger_skips_total')?.get();
+    expect(skips?.values.find((v) => v.labels.reason === 'in-flight')?.value).toBeGreaterThan(0);
+    await fluxHandled(client, ns, 'app');
+    const second = await eventually(
+      async () => {
+        const token = await requestedAt(client, ns, 'app');
+        return token !== first ? token : undefined;
+      },
+      { timeoutMs: 2000, what: 'the held trigger sent once Flux handled the first request' },
+    );
+    expect(second).toBeDefined();
+    expect((await releaseMeta(client, ns, 'app')).annotations[Annotations.valuesDigest]).not.toBe(
+      digestAfterFirst,
+    );
+  });
+
+  it('--flux-watches-configs: a change of a source Flux watches is recorded without requestedAt; of another, triggered', async () => {
+    const { client, ns } = await setup();
+    const watched = { [Flux.watchLabel]: 'Enabled' };
+    await createConfigMap(client, ns, 'watched', { data: { 'values.yaml': 'a: 1' }, labels: watched });
+    await createConfigMap(client, ns, 'plain', { data: { 'values.yaml': 'b: 1' } });
+    await createRelease(client, ns, 'both', [
+      { kind: 'ConfigMap', name: 'watched' },
+      { kind: 'ConfigMap', name: 'plain' },
+    ]);
+    await createRelease(client, ns, 'only-watched', [{ kind: 'ConfigMap', name: 'watched' }]);
+    const matcher = fluxWatchMatcher({
+      'flux-watches-configs': true,
+      'watch-configs-label-selector': FLAGS['watch-configs-label-selector'].default,
+    });
+    const op = await operator([ns], {}, (c) => c, { ...(matcher ? { fluxWatches: matcher } : {}) });
+    const before = await stamped(client, ns, 'only-watched');
+    await stamped(client, ns, 'both');
+    const w = await writes(client, ns);
+
+    await patchConfigMap(client, ns, 'watched', { data: { 'values.yaml': 'a: 2' } });
+    const fluxWatchedBackfills = async () => {
+      const m = await op.registry.getSingleMetric('helmrelease_autopilot_trigger_backfills_total')?.get();
+      return m?.values.find((v) => v.labels.reason === 'flux-watched')?.value ?? 0;
+    };
+    await eventually(async () => (await fluxWatchedBackfills()) === 2, { what: 'both digests recorded' });
+    expect((await releaseMeta(client, ns, 'only-watched')).annotations[Annotations.valuesDigest]).not.toBe(
+      before.annotations[Annotations.valuesDigest],
+    );
+    await sleep(1000);
+    expect(w.writes.filter((x) => x.requestedAt !== undefined)).toEqual([]);
+
+    await patchConfigMap(client, ns, 'plain', { data: { 'values.yaml': 'b: 2' } });
+    await eventually(() => requestedAt(client, ns, 'both'), { what: 'the unwatched source triggered' });
+    expect(await requestedAt(client, ns, 'only-watched')).toBeUndefined();
   });
 
   it('one of three patches failing (release deleted) loses no trigger for the others', async () => {
@@ -313,6 +395,7 @@ describe('trigger reconciler', () => {
     );
     await client.delete(objectPath(ConfigMaps, ns, 'linked'));
     const first = await eventually(() => requestedAt(client, ns, 'app'), { what: 'deletion triggered' });
+    await fluxHandled(client, ns, 'app');
     await createConfigMap(client, ns, 'linked', {
       data: { 'config.json': '{"new":true}' },
       annotations: link,

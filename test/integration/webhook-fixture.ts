@@ -62,6 +62,8 @@ export async function startWebhookFixture(
     lookup?: ValuesLookup;
     config?: Partial<WebhookConfig>;
     digestKeys?: () => DigestKeys | undefined;
+    /** The identity matchConditions exclude; default a fresh one (tests that run an operator pass its user). */
+    operatorUser?: string;
   } = {},
 ): Promise<WebhookFixture> {
   const client = await adminClient();
@@ -94,7 +96,7 @@ export async function startWebhookFixture(
     logger: testLogger(),
     registry,
   });
-  const operatorUser = `helmrelease-autopilot-operator-${id}`;
+  const operatorUser = o.operatorUser ?? `helmrelease-autopilot-operator-${id}`;
   const configurationName = `helmrelease-autopilot-test-${id}`;
   await client.create(
     collectionPath(MutatingWebhookConfigurations),

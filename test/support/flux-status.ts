@@ -144,6 +144,44 @@ export function retryingFailure(o: ShapeOptions, helmError: string) {
   });
 }
 
+/**
+ * RetryOnFailure (v1.4.3+; or the DefaultToRetryOnFailure gate): the attempt failed, Flux requeues after the
+ * retry interval by itself, without a limit and without Stalled.
+ */
+export function retryOnFailureFailure(
+  o: ShapeOptions,
+  action: 'install' | 'upgrade',
+  helmError: string,
+  failures = 1,
+) {
+  const reason = action === 'install' ? 'InstallFailed' : 'UpgradeFailed';
+  const msg = failureMessage(o, action, helmError);
+  return base(o, {
+    lastAttemptedReleaseAction: action,
+    failures,
+    [`${action}Failures`]: failures,
+    conditions: [
+      cond(o, 'Reconciling', 'True', 'ProgressingWithRetry', 'retrying after 5m0s'),
+      cond(o, 'Ready', 'False', reason, msg),
+      cond(o, 'Released', 'False', reason, msg),
+    ],
+  });
+}
+
+/** RetryOnFailure as v1.4.0-v1.4.2 reported it: no Reconciling, Ready=False RetryAfterInterval. */
+export function retryAfterIntervalFailure(o: ShapeOptions, helmError: string) {
+  const msg = failureMessage(o, 'upgrade', helmError);
+  return base(o, {
+    lastAttemptedReleaseAction: 'upgrade',
+    failures: 1,
+    upgradeFailures: 1,
+    conditions: [
+      cond(o, 'Ready', 'False', 'RetryAfterInterval', 'Will retry after 5m0s'),
+      cond(o, 'Released', 'False', 'UpgradeFailed', msg),
+    ],
+  });
+}
+
 /** An action is running (patched before Helm starts). */
 export function inProgress(o: ShapeOptions) {
   const msg = "Running 'upgrade' action with timeout of 5m0s";
@@ -189,7 +227,14 @@ export function released(o: ShapeOptions, action: 'install' | 'upgrade' = 'upgra
 export function helmReleaseObject(
   namespace: string,
   name: string,
-  opts: { annotations?: Record<string, string>; suspend?: boolean; values?: Record<string, unknown> } = {},
+  opts: {
+    annotations?: Record<string, string>;
+    suspend?: boolean;
+    values?: Record<string, unknown>;
+    /** spec.install / spec.upgrade (strategy, remediation). */
+    install?: Record<string, unknown>;
+    upgrade?: Record<string, unknown>;
+  } = {},
 ) {
   return {
     apiVersion: `${Flux.group}/${Flux.version}`,
@@ -206,6 +251,8 @@ export function helmReleaseObject(
       },
       ...(opts.suspend ? { suspend: true } : {}),
       ...(opts.values ? { values: opts.values } : {}),
+      ...(opts.install ? { install: opts.install } : {}),
+      ...(opts.upgrade ? { upgrade: opts.upgrade } : {}),
     },
   };
 }

@@ -3,7 +3,7 @@
 // and judged by decideTrigger; the retry input is retryInput and judged by decideRetry; scope is
 // namespaceScope. This module only reads (with the user's rights) and reports what those functions return,
 // reason strings included, so explain cannot disagree with the operator.
-import type { Config } from '../../../src/config.ts';
+import { type Config, fluxWatchMatcher } from '../../../src/config.ts';
 import { type Condition, type HelmRelease, parseHelmRelease } from '../../../src/flux/helmrelease.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
 import { collectionPath, Events, HelmReleases, objectPath } from '../../../src/kube/resources.ts';
@@ -175,12 +175,25 @@ async function gatherTrigger(ctx: ExplainContext, hr: HelmRelease): Promise<Gath
   const early = skipBeforeLookup(hr);
   if (early) return { early };
   try {
-    const reads = await snapshotReads(hr, ctx.sources, ctx.links, recordedLinks(hr), ctx.keys);
+    const reads = await snapshotReads(
+      hr,
+      ctx.sources,
+      ctx.links,
+      recordedLinks(hr),
+      ctx.keys,
+      fluxWatchMatcher(ctx.settings.config),
+    );
     const input = await gatherTriggerInput(hr, reads, {
       noCrossNamespaceLinks: ctx.settings.config['no-cross-namespace-links'],
     });
     const token = new Date(ctx.now()).toISOString();
-    return { input, decision: decideTrigger(input, { force: ctx.settings.config.force, token }) };
+    const decision = decideTrigger(input, {
+      force: ctx.settings.config.force,
+      token,
+      ignoreReleaseForce: ctx.settings.config['no-release-force'] === true,
+      nowMs: ctx.now(),
+    });
+    return { input, decision };
   } catch (err) {
     return { cannot: errorMessage(err) };
   }

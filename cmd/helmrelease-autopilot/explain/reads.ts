@@ -5,6 +5,7 @@
 import type { HelmRelease, ValuesSourceKind } from '../../../src/flux/helmrelease.ts';
 import { ApiError, type KubeClient } from '../../../src/kube/client.ts';
 import { ConfigMaps, objectPath, type Resource, Secrets } from '../../../src/kube/resources.ts';
+import type { LabelMatcher } from '../../../src/kube/selector.ts';
 import type { TriggerReads } from '../../../src/triggers/gather.ts';
 import { type SourceId, sourceId } from '../../../src/triggers/links.ts';
 import { errorMessage } from '../../../src/util/errors.ts';
@@ -145,6 +146,7 @@ export async function snapshotReads(
   links: LinkIndex,
   recorded: readonly SourceId[],
   keys: { where: string; read: Read<DigestKeys> },
+  fluxWatches?: LabelMatcher,
 ): Promise<TriggerReads> {
   const { namespace, name } = hr.metadata;
   const ids = new Set<SourceId>([
@@ -194,6 +196,10 @@ export async function snapshotReads(
     dataDigest: (kind, ns, n) => store.dataDigest(kind, ns, n),
     dataDigestAsStored: (kind, ns, n, stored) => store.dataDigestAsStored(kind, ns, n, stored),
     exists: (id) => known(id).state === 'found',
+    fluxWatched: (id) => {
+      const r = known(id);
+      return r.state === 'found' && fluxWatches !== undefined && fluxWatches(r.value.labels);
+    },
   };
 }
 

@@ -66,6 +66,10 @@ export interface E2eOptions {
   helmControllerVersion: string;
   /** Start the operator (default true): fact-finding specs run helm-controller alone. */
   operator?: boolean;
+  /** More helm-controller flags (local mode): feature gates, the config watch selector. */
+  helmControllerArgs?: readonly string[];
+  /** More operator flags (local mode), after E2E_OPERATOR_TUNING (a later flag wins). */
+  operatorArgs?: readonly string[];
 }
 
 export async function startE2eEnv(o: E2eOptions): Promise<E2eEnv> {
@@ -134,11 +138,12 @@ async function localEnv(o: E2eOptions): Promise<E2eEnv> {
       version: o.helmControllerVersion,
       kubeconfigPath: cp.kubeconfigPath,
       dir,
+      ...(o.helmControllerArgs ? { args: o.helmControllerArgs } : {}),
     });
     started.push(hc);
     processes.push(hc);
     if (o.operator ?? true) {
-      const op = await startOperator(cp, client, dir);
+      const op = await startOperator(cp, client, dir, o.operatorArgs ?? []);
       started.push(op);
       processes.push(op);
     }
@@ -178,7 +183,12 @@ async function localEnv(o: E2eOptions): Promise<E2eEnv> {
  * matchConditions, like its ServiceAccount in production), self-signed webhook TLS for 127.0.0.1 with
  * the caBundle kept current by the operator itself, no leader election (one replica).
  */
-async function startOperator(cp: ControlPlane, client: KubeClient, dir: string): Promise<Tethered> {
+async function startOperator(
+  cp: ControlPlane,
+  client: KubeClient,
+  dir: string,
+  extraArgs: readonly string[],
+): Promise<Tethered> {
   await client.create(collectionPath(Namespaces), {
     apiVersion: 'v1',
     kind: 'Namespace',
@@ -209,6 +219,7 @@ async function startOperator(cp: ControlPlane, client: KubeClient, dir: string):
       `--webhook-configuration=${WEBHOOK_CONFIGURATION}`,
       '--log-level=debug',
       ...E2E_OPERATOR_TUNING,
+      ...extraArgs,
     ],
     { dir, env: { PATH: process.env.PATH, HOME: dir } },
   );

@@ -37,6 +37,8 @@ export async function startHelmController(o: {
   version: string;
   kubeconfigPath: string;
   dir: string;
+  /** More flags, e.g. --feature-gates=CancelHealthCheckOnNewRevision=true or --watch-configs-label-selector=... */
+  args?: readonly string[];
 }): Promise<HelmController> {
   const binary = await helmControllerBinary(o.version);
   const [metrics, health] = [await freePort(), await freePort()];
@@ -54,6 +56,7 @@ export async function startHelmController(o: {
       '--requeue-dependency=2s',
       '--log-level=debug',
       '--log-encoding=json',
+      ...(o.args ?? []),
     ],
     {
       dir: o.dir,

@@ -12,7 +12,7 @@
 // "failed" counts the episode's failed install/upgrade attempts, Flux's own and ours: Flux's counters
 // (installFailures + upgradeFailures, which a retry with forceAt never resets), and at least our retries
 // + 1. So `remediation.retries: N` never multiplies our budget: an episode has at most max(N+1, max+1)
-// failed attempts (ADR 0010).
+// failed attempts (ADR 0011).
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import type { MergePatch } from '../kube/patch.ts';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';

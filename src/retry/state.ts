@@ -94,7 +94,7 @@ export function freshToken(hr: HelmRelease, nowMs: number): string {
  * The retry: requestedAt and forceAt with one fresh token (Flux honours forceAt only when it equals
  * requestedAt): exactly one more install/upgrade, past Flux's exhausted remediation budget, without
  * resetting Flux's failure counters — they are the episode's count of failed attempts, Flux's own and ours
- * (ADR 0010). resourceVersion makes it conditional: if anyone wrote the release since we read it, the API
+ * (ADR 0011). resourceVersion makes it conditional: if anyone wrote the release since we read it, the API
  * server answers 409 and nothing is counted twice.
  */
 export function retryPatch(hr: HelmRelease, token: string, attempts: number, episode: string): MergePatch {

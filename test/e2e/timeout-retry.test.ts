@@ -120,7 +120,7 @@ describe.each(versions)('helm-controller %s: a timeout is retried until it succe
     );
     expect(released.history[0]?.status).toBe('deployed');
     expect(released.stalled).toBe(false);
-    // Our retries never reset Flux's counters (ADR 0010), and under RemediateOnFailure a success does not
+    // Our retries never reset Flux's counters (ADR 0011), and under RemediateOnFailure a success does not
     // clear them: they still count the episode's failed attempts, the install and two retries.
     expect(released.failures).toBe(3);
     for (const k of [Annotations.retryLastAttempt, Annotations.retryEpisode, Annotations.retryExhausted])

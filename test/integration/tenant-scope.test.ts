@@ -179,7 +179,7 @@ describe('one scope for the webhook and the reconcilers', () => {
           },
         });
       }
-      // A retry writes requestedAt + forceAt (ADR 0010).
+      // A retry writes requestedAt + forceAt (ADR 0011).
       await eventually(async () => (await releaseMeta(admin, in1, 'app')).annotations[Flux.forceAt], {
         what: `retry in ${in1}`,
       });

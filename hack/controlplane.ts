@@ -110,15 +110,22 @@ export class ControlPlane {
   }
 
   /** Compacts etcd at its current revision (through etcd's JSON gateway): older resourceVersions expire. */
-  async compactEtcd(): Promise<void> {
-    const range = await fetch(`${this.etcdUrl}/v3/kv/range`, {
-      method: 'POST',
-      body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
-    });
-    const body = (await range.json()) as { header: { revision: string } };
+  /**
+   * Compacts etcd (through its JSON gateway) at `revision`, default its current one: older resourceVersions
+   * expire, and a watch resumed from one of them answers 410.
+   */
+  async compactEtcd(revision?: number): Promise<void> {
+    let at = revision === undefined ? undefined : String(revision);
+    if (at === undefined) {
+      const range = await fetch(`${this.etcdUrl}/v3/kv/range`, {
+        method: 'POST',
+        body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
+      });
+      at = ((await range.json()) as { header: { revision: string } }).header.revision;
+    }
     const res = await fetch(`${this.etcdUrl}/v3/kv/compaction`, {
       method: 'POST',
-      body: JSON.stringify({ revision: body.header.revision, physical: true }),
+      body: JSON.stringify({ revision: at, physical: true }),
     });
     if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
   }

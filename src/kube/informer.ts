@@ -157,7 +157,11 @@ export class Informer<T> {
         }
         this.stats.errors++;
         this.log.warn({ err: errorMessage(err), retryInMs: delay }, 'list/watch failed: retrying');
-        // A failed list leaves needList set; a failed watch resumes from the last resourceVersion.
+        // A failed list leaves needList set. A watch the API server answered with an error relists, as
+        // client-go's reflector does: resuming it can fail the same way for ever (found by the soak: after an
+        // etcd compaction, kube-apiserver without its watch cache answered every resume of a ConfigMap watch
+        // with "etcd event received with PrevKv=nil", and the cache stayed stale). A broken connection resumes.
+        if (err instanceof ApiError) needList = true;
         await sleep(delay, this.abort.signal);
         delay = Math.min(delay * 2, this.o.backoff.maxMs);
       }

@@ -111,10 +111,11 @@ describe('helm-controller installs the chart from a HelmRelease', () => {
       'ClusterRoleBinding helmrelease-autopilot',
       'ClusterRoleBinding helmrelease-autopilot-webhook-cabundle',
       'MutatingWebhookConfiguration helmrelease-autopilot',
+      // The digest key's Role also grants the self-signed CA Secret's create (one secrets grant, ADR 0006).
+      `Role ${ns}/helmrelease-autopilot-digest-key`,
       `Role ${ns}/helmrelease-autopilot-leader-election`,
-      `Role ${ns}/helmrelease-autopilot-webhook-ca`,
+      `RoleBinding ${ns}/helmrelease-autopilot-digest-key`,
       `RoleBinding ${ns}/helmrelease-autopilot-leader-election`,
-      `RoleBinding ${ns}/helmrelease-autopilot-webhook-ca`,
     ]);
     for (const o of exact) {
       const { metadata, ...rendered } = o;

@@ -374,4 +374,40 @@ describe('TokenBucket', () => {
     await Promise.all(all);
     expect(times).toEqual([0, 0, 0, 0, 0, 100, 200, 300]);
   });
+
+  it('gives the next token to a change seen now before the start-up pass, without starving the pass', async () => {
+    const clock = new FakeClock();
+    const bucket = new TokenBucket(10, 1, clock, 2);
+    const served: string[] = [];
+    const take = (p: 'high' | 'low', name: string) => bucket.take(p).then(() => served.push(name));
+    await take('low', 'burst'); // the one burst token
+    const all = [
+      ...['l1', 'l2', 'l3'].map((n) => take('low', n)),
+      ...['h1', 'h2', 'h3', 'h4', 'h5'].map((n) => take('high', n)),
+    ];
+    expect(bucket.waiters).toEqual({ high: 5, low: 3 });
+    await clock.advance(1000);
+    await Promise.all(all);
+    // Two high waiters, then one low, while both lines wait; each line in order.
+    expect(served).toEqual(['burst', 'h1', 'h2', 'l1', 'h3', 'h4', 'l2', 'h5', 'l3']);
+  });
+
+  it('serves a high waiter that comes while low ones wait at the next token', async () => {
+    const clock = new FakeClock();
+    const bucket = new TokenBucket(10, 1, clock);
+    const start = clock.now();
+    const served: { name: string; at: number }[] = [];
+    const take = (p: 'high' | 'low', name: string) =>
+      bucket.take(p).then(() => served.push({ name, at: clock.now() - start }));
+    const lows = Array.from({ length: 5 }, (_, i) => take('low', `l${i}`));
+    await clock.advance(150);
+    const high = take('high', 'change');
+    await clock.advance(1000);
+    await Promise.all([...lows, high]);
+    expect(served.slice(0, 3)).toEqual([
+      { name: 'l0', at: 0 },
+      { name: 'l1', at: 100 },
+      { name: 'change', at: 200 },
+    ]);
+  });
 });

@@ -17,8 +17,8 @@ import { type Clock, systemClock } from '../src/util/clock.ts';
 
 /** What a reconcile asks of the queue: nothing more (undefined), or to run again after a delay. */
 export type ReconcileResult = undefined | { requeueAfterMs: number };
-/** Reconciles one key; throwing asks the queue to retry it with backoff. */
-export type Handler = (key: string) => Promise<ReconcileResult>;
+/** Reconciles one key, at the priority it was due at; throwing asks the queue to retry it with backoff. */
+export type Handler = (key: string, priority: Priority) => Promise<ReconcileResult>;
 /** high: a change seen now (watch events); low: the start-up or resync pass over every key. */
 export type Priority = 'high' | 'low';
 
@@ -351,7 +351,7 @@ export class WorkQueue {
     if (priority === 'low') this.runningLow++;
     const p = (async () => {
       try {
-        const result = await this.handler(key);
+        const result = await this.handler(key, priority);
         this.forget(key);
         if (result) this.addAfter(key, result.requeueAfterMs, priority);
       } catch (err) {
@@ -384,41 +384,75 @@ export class WorkQueue {
   }
 }
 
-/** A token bucket: take() resolves when a token is available (qps sustained, burst at most). */
-export class TokenBucket {
+/** What waits for a write token: a reconcile's take(), at the priority its key runs at. */
+export interface WriteTokens {
+  take(priority?: Priority): Promise<void>;
+}
+
+/**
+ * A token bucket (qps sustained, burst at most) with two lines of waiters: a write for a change seen now
+ * (high) gets the next token before the start-up or resync pass's (low), without starving it: while both
+ * wait, one low waiter is served after every `lowEvery` high ones. Each line is served in order.
+ */
+export class TokenBucket implements WriteTokens {
   private tokens: number;
   private last: number;
   private readonly qps: number;
   private readonly burst: number;
   private readonly clock: Clock;
-  private tail: Promise<void> = Promise.resolve();
+  private readonly lowEvery: number;
+  private readonly waiting: Record<Priority, (() => void)[]> = { high: [], low: [] };
+  private highStreak = 0;
+  private timer: unknown;
 
-  constructor(qps: number, burst: number, clock: Clock = systemClock) {
+  constructor(qps: number, burst: number, clock: Clock = systemClock, lowEvery = DEFAULT_LOW_EVERY) {
     this.qps = qps;
     this.burst = burst;
     this.clock = clock;
+    this.lowEvery = lowEvery;
     this.tokens = burst;
     this.last = clock.now();
   }
 
-  /** Waits for a token; callers are served in order. */
-  take(): Promise<void> {
-    const next = this.tail.then(() => this.waitForToken());
-    this.tail = next;
-    return next;
+  /** Waits for a token (high by default). */
+  take(priority: Priority = 'high'): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.waiting[priority].push(resolve);
+      this.serve();
+    });
   }
 
-  private async waitForToken(): Promise<void> {
+  /** Waiters in each line (for tests and metrics). */
+  get waiters(): Readonly<Record<Priority, number>> {
+    return { high: this.waiting.high.length, low: this.waiting.low.length };
+  }
+
+  /** Hands out the tokens there are, then sleeps until the next one when someone still waits. */
+  private serve(): void {
+    if (this.timer !== undefined) return;
     for (;;) {
+      const line = this.nextLine();
+      if (!line) return;
       const now = this.clock.now();
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
       this.last = now;
-      if (this.tokens >= 1) {
-        this.tokens -= 1;
+      if (this.tokens < 1) {
+        const waitMs = Math.ceil(((1 - this.tokens) * 1000) / this.qps);
+        this.timer = this.clock.setTimeout(() => {
+          this.timer = undefined;
+          this.serve();
+        }, waitMs);
         return;
       }
-      const waitMs = Math.ceil(((1 - this.tokens) * 1000) / this.qps);
-      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, waitMs));
+      this.tokens -= 1;
+      this.highStreak = line === 'high' && this.waiting.low.length > 0 ? this.highStreak + 1 : 0;
+      this.waiting[line].shift()?.();
     }
+  }
+
+  private nextLine(): Priority | undefined {
+    const { high, low } = this.waiting;
+    if (high.length === 0) return low.length > 0 ? 'low' : undefined;
+    return low.length > 0 && this.highStreak >= this.lowEvery ? 'low' : 'high';
   }
 }

@@ -278,14 +278,16 @@ export const FLAGS = {
     2_000,
   ),
   concurrency: int('Releases processed at the same time.', `${E}CONCURRENCY`, 4, 1, 256),
+  // Flux's own client defaults (--kube-api-qps 50, --kube-api-burst 300): a storm of 1,000 changes is written
+  // in about 14 s; --max-upgrades-in-flight, not this, is what spares helm-controller.
   'write-qps': number(
-    'Sustained HelmRelease writes per second (all releases together).',
+    'Sustained HelmRelease writes per second (all releases together); a change seen now gets the next write before the start-up or resync pass.',
     `${E}WRITE_QPS`,
-    20,
+    50,
     0.1,
     10_000,
   ),
-  'write-burst': int('Writes allowed in a burst above --write-qps.', `${E}WRITE_BURST`, 40, 1, 100_000),
+  'write-burst': int('Writes allowed in a burst above --write-qps.', `${E}WRITE_BURST`, 300, 1, 100_000),
   'max-upgrades-in-flight': int(
     'Releases reconciling at once because of our triggers and retries, cluster-wide (0: no limit); the rest wait in order. A release counts from our write until Flux has handled it and stopped progressing.',
     `${E}MAX_UPGRADES_IN_FLIGHT`,

@@ -10,7 +10,7 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../src/kube/events.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
-import { TokenBucket, WorkQueue } from '../queue.ts';
+import { TokenBucket, WorkQueue, type WriteTokens } from '../queue.ts';
 import type { RolloutBudget } from '../rollout.ts';
 import { createRetryMetrics, type RetryMetrics } from './metrics.ts';
 import { RetryConflict, RetryReconciler } from './reconciler.ts';
@@ -34,7 +34,7 @@ export interface RetryControllerOptions {
   /** Default: a recorder of its own. */
   events?: EventRecorder;
   /** Shared write rate limit (all reconcilers together); default: one of its own from --write-qps/--write-burst. */
-  writeLimiter?: { take(): Promise<void> };
+  writeLimiter?: WriteTokens;
   /** Only releases in namespaces this accepts are retried (src/scope.ts); default all. */
   inScope?: (namespace: string) => boolean;
   /** --max-upgrades-in-flight, shared with the triggers (default: no limit). */
@@ -63,7 +63,7 @@ export function startRetryController(o: RetryControllerOptions): RetryController
     ...(o.rolloutBudget ? { budget: o.rolloutBudget } : {}),
     wake: (key) => queue.addAfter(key, 0),
   });
-  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+  const queue = new WorkQueue((key, priority) => reconciler.reconcile(key, priority), {
     concurrency: o.config.concurrency,
     debounceMs: 0,
     clock,

@@ -15,7 +15,7 @@ import { HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { type Action, decideRetry, type RetryInput, retryInput } from '../../src/retry/decide.ts';
 import { episodeFingerprint } from '../../src/retry/state.ts';
 import type { Clock } from '../../src/util/clock.ts';
-import type { ReconcileResult } from '../queue.ts';
+import type { Priority, ReconcileResult, WriteTokens } from '../queue.ts';
 import { budgetedWrite, type RolloutBudget, UNLIMITED } from '../rollout.ts';
 import { RetryEvents } from './events.ts';
 import type { RetryGaugeState, RetryMetrics } from './metrics.ts';
@@ -28,7 +28,7 @@ export interface RetryReconcilerDeps {
   log: Logger;
   events: EventRecorder;
   /** Taken only before a write, never for a look that writes nothing. */
-  writeLimiter: { take(): Promise<void> };
+  writeLimiter: WriteTokens;
   metrics: RetryMetrics;
   /** True once the controller is stopping: a reconcile that waited for a write token writes nothing then. */
   stopped: () => boolean;
@@ -64,7 +64,7 @@ export class RetryReconciler {
     this.d = d;
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
+  async reconcile(key: string, priority: Priority = 'high'): Promise<ReconcileResult> {
     // Decide without a write token (most looks write nothing); a write takes one, then reads the release and
     // decides again, so its resourceVersion precondition is fresh and a change made during the wait counts.
     let d = this.evaluate(key);
@@ -78,7 +78,7 @@ export class RetryReconciler {
         return undefined;
       }
       try {
-        await this.d.writeLimiter.take();
+        await this.d.writeLimiter.take(priority);
         if (this.d.stopped()) {
           if (reserved) this.budget.release(key);
           return undefined;

@@ -22,7 +22,7 @@ import { linkTargets, sourceId } from '../../src/triggers/links.ts';
 import { tokenSource } from '../../src/triggers/token.ts';
 import { type Clock, systemClock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
-import { DEFAULT_BACKOFF, TokenBucket, WorkQueue } from '../queue.ts';
+import { DEFAULT_BACKOFF, TokenBucket, WorkQueue, type WriteTokens } from '../queue.ts';
 import type { RolloutBudget } from '../rollout.ts';
 import { TriggerIndex } from './index.ts';
 import { createTriggerMetrics, type TriggerMetrics } from './metrics.ts';
@@ -51,7 +51,7 @@ export interface TriggerControllerOptions {
   /** Only releases in namespaces this accepts are examined (tests; namespace-scoped installs). */
   inScope?: (namespace: string) => boolean;
   /** Shared write rate limit (all reconcilers together); default: one of its own from --write-qps/--write-burst. */
-  writeLimiter?: { take(): Promise<void> };
+  writeLimiter?: WriteTokens;
   /** Work queue backoff after a failure (default 100 ms doubling to 60 s). */
   backoff?: { baseMs: number; maxMs: number };
   /** --max-upgrades-in-flight, shared with the retries (default: no limit). */
@@ -103,7 +103,7 @@ export function startTriggerController(o: TriggerControllerOptions): TriggerCont
     stopped,
     wake: (key) => queue.addAfter(key, 0),
   });
-  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+  const queue = new WorkQueue((key, priority) => reconciler.reconcile(key, priority), {
     concurrency: o.config.concurrency,
     debounceMs: o.config.debounce,
     backoff: o.backoff ?? DEFAULT_BACKOFF,

@@ -151,6 +151,18 @@ describe('TriggerReconciler: write tokens are for writes only', () => {
     expect(r.writes[0]?.metadata.annotations[Flux.requestedAt]).toBeDefined();
   });
 
+  it('a write waits for its token at the priority its key runs at', async () => {
+    const tokens = new FakeTokens({ auto: true });
+    const r = setup(await stamped('5'), { tokens });
+    r.data.text = 'replicas: 2';
+    await r.reconciler.reconcile(KEY, 'low'); // the start-up pass found the change
+    r.data.text = 'replicas: 3';
+    r.cache.hr = await stamped('6', 'replicas: 2');
+    await r.reconciler.reconcile(KEY, 'high'); // a change seen now
+    expect(tokens.priorities).toEqual(['low', 'high']);
+    expect(r.writes).toHaveLength(2);
+  });
+
   it('a write re-decided after its token acts on the new decision (stamped meanwhile: nothing)', async () => {
     const tokens = new FakeTokens();
     const r = setup(release({}), { tokens }); // unstamped: a backfill is due

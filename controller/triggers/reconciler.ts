@@ -26,7 +26,7 @@ import { gatherTriggerInput, type TriggerReads } from '../../src/triggers/gather
 import { parseSourceId, type SourceId, sourceId } from '../../src/triggers/links.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { errorMessage } from '../../src/util/errors.ts';
-import type { ReconcileResult, TokenBucket } from '../queue.ts';
+import type { Priority, ReconcileResult, WriteTokens } from '../queue.ts';
 import { budgetedWrite, type RolloutBudget, UNLIMITED } from '../rollout.ts';
 import { type ChangedValues, TriggerEvents } from './events.ts';
 import type { TriggerIndex } from './index.ts';
@@ -50,7 +50,7 @@ export interface ReconcilerDeps {
   logger: Logger;
   clock: Clock;
   /** Taken only before a write, never for an evaluation that writes nothing. */
-  writes: Pick<TokenBucket, 'take'>;
+  writes: WriteTokens;
   /** True once the controller is stopping: a handler that waited for a write token writes nothing then. */
   stopped: () => boolean;
   nextToken: () => string;
@@ -118,7 +118,7 @@ export class TriggerReconciler {
     this.d = d;
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
+  async reconcile(key: string, priority: Priority = 'high'): Promise<ReconcileResult> {
     const { namespace, name } = parseReleaseKey(key);
     const log = this.d.logger.child({ namespace, name });
     // Decide without a write token: most evaluations (the start-up pass, the echo of our own patch) write
@@ -131,7 +131,7 @@ export class TriggerReconciler {
     const reserved = e.decision.action.action === 'trigger';
     if (reserved && !this.reserve(key, log)) return undefined;
     try {
-      await this.d.writes.take();
+      await this.d.writes.take(priority);
       if (this.d.stopped()) {
         if (reserved) this.budget.release(key);
         return undefined;

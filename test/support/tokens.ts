@@ -11,8 +11,13 @@ export class FakeTokens {
     this.auto = o.auto ?? false;
   }
 
-  take(): Promise<void> {
+  /** The priority of every take() so far. */
+  readonly priorities: ('high' | 'low')[] = [];
+
+  /** Every priority waits in the one line here (the real bucket's lines are tested in queue.test.ts). */
+  take(priority: 'high' | 'low' = 'high'): Promise<void> {
     this.taken++;
+    this.priorities.push(priority);
     if (this.auto) return Promise.resolve();
     return new Promise((resolve) => this.waiting.push(resolve));
   }

@@ -22,20 +22,18 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A values lookup that takes LOOKUP_MS and tells when an admission entered it. */
-function slowLookup(): ValuesLookup & { entered: Promise<void> } {
-  const inner = memoryLookup();
-  let enter: () => void = () => {};
-  const entered = new Promise<void>((resolve) => {
-    enter = resolve;
-  });
+/** A values lookup that takes LOOKUP_MS; `nextEntry()` resolves when the next admission enters it. */
+function slowLookup(): ValuesLookup & { nextEntry(): Promise<void> } {
+  const waiters: (() => void)[] = [];
   return {
-    entered,
+    // The fixture's own probes go through the lookup too: only entries after the call count.
+    nextEntry: () => new Promise<void>((resolve) => waiters.push(resolve)),
     hasSynced: () => true,
     async valuesDigest(namespace, refs) {
-      enter();
+      for (const w of waiters.splice(0)) w();
       await sleep(LOOKUP_MS);
-      return inner.valuesDigest(namespace, refs);
+      const data = { data: { 'values.yaml': 'a: 1\n' } };
+      return memoryLookup({ [`ConfigMap/${namespace}/values`]: data }).valuesDigest(namespace, refs);
     },
   };
 }
@@ -51,6 +49,7 @@ type Answer = { status: number; connection: string | undefined; body: unknown; s
 /** One admission request over `agent` (keep-alive: the connection stays open for the next). */
 function post(f: WebhookFixture, agent: https.Agent, review: unknown): Promise<Answer> {
   return new Promise((resolve, reject) => {
+    let socket: Socket | undefined;
     const req = https.request(
       {
         host: '127.0.0.1',
@@ -71,11 +70,14 @@ function post(f: WebhookFixture, agent: https.Agent, review: unknown): Promise<A
             status: res.statusCode ?? 0,
             connection: res.headers.connection,
             body: JSON.parse(text),
-            socket: res.socket as Socket,
+            socket: socket as Socket,
           }),
         );
       },
     );
+    req.on('socket', (s) => {
+      socket = s;
+    });
     req.on('error', reject);
     req.end(JSON.stringify(review));
   });
@@ -110,8 +112,9 @@ describe('webhook shutdown', () => {
     expect(first.connection).toBe('keep-alive');
     const idleClosed = closedAt(first.socket);
     // Another admission, in flight (waiting for its lookup) when close() is called.
+    const entered = lookup.nextEntry();
     const inflight = post(f, keepAliveAgent(f), admissionReview('busy-1', helmRelease('b', VALUES_FROM)));
-    await lookup.entered;
+    await entered;
 
     const t0 = Date.now();
     const closing = f.stopServer();
@@ -132,8 +135,9 @@ describe('webhook shutdown', () => {
     const lookup = slowLookup();
     const f = await fixture(lookup);
     const ns = await f.namespace(); // the API server now holds keep-alive connections to the webhook
+    const entered = lookup.nextEntry();
     const created = f.client.create(collectionPath(HelmReleases, ns), helmRelease('app', VALUES_FROM));
-    await lookup.entered;
+    await entered;
 
     const t0 = Date.now();
     const closing = f.stopServer();

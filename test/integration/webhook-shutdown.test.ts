@@ -121,9 +121,9 @@ describe('webhook shutdown', () => {
     const answer = await inflight;
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ response: { uid: 'busy-1', allowed: true, patchType: 'JSONPatch' } });
-    expect(answer.connection).toBe('close'); // the client must not send another request on it
     expect(await within(closing, PROMPT_MS)).toBe('closed');
     expect(Date.now() - t0).toBeLessThan(PROMPT_MS);
+    expect(answer.connection).toBe('close'); // the client must not send another request on it
     expect((await idleClosed) - t0).toBeLessThan(LOOKUP_MS); // closed at once, not after the admission
     // No new connections are accepted.
     await expect(post(f, keepAliveAgent(f), admissionReview('late', helmRelease('c', [])))).rejects.toThrow(

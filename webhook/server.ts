@@ -26,7 +26,8 @@ export const BODY_LIMIT = 8 * 1024 * 1024;
 export const REQUEST_TIMEOUT_MS = 30_000;
 /**
  * Longer than the API server's idle timeout for webhook connections (90 s), so the client closes idle
- * connections first: a server-side close racing a new request would fail that admission.
+ * connections first: a server-side close racing a new request would fail that admission. On close() the
+ * server closes them itself (drainOnClose).
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
 const MIN_TLS: SecureContextOptions['minVersion'] = 'TLSv1.2';
@@ -95,6 +96,7 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     ...(o.inScope ? { inScope: o.inScope } : {}),
   };
   const ready = () => tls.loaded() && lookup.hasSynced();
+  const drain = drainOnClose(app);
   registerRoutes(app, { deps, ready, registry });
   try {
     await app.listen({ host: config['bind-address'], port: config['webhook-port'] });
@@ -109,6 +111,7 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     ready,
     reloadCertificates: tls.reload,
     async close() {
+      drain.begin();
       await stopAll();
       await app.close();
     },
@@ -208,6 +211,31 @@ function createApp(https: TlsOptions) {
     // modules, ~3 MB of RSS) to compile none.
     schemaController: { compilersFactory: { buildValidator: noSchemas, buildSerializer: noSchemas } },
   });
+}
+
+/**
+ * What close() does with open connections. app.close() stops accepting connections, answers a request that
+ * arrives on an open one with 503 and `Connection: close`, and server.close() (Node >= 19) closes the
+ * connections idle at that moment. fastify's forceCloseConnections does not cover the rest: 'idle' (its
+ * default) adds nothing unless a serverFactory is used, and `true` destroys every connection, in-flight
+ * admissions included. The rest is a connection whose request is in flight at close: its answer said
+ * keep-alive, so it stayed open afterwards and held server.close() until the client's idle timeout (the API
+ * server's is 90 s; found by the soak, issue #15). From begin() on, every answer carries `Connection: close`
+ * (Node then ends the connection once it is sent), and connections idle by then are closed at once.
+ */
+function drainOnClose<S extends RawServerBase>(app: FastifyInstance<S>): { begin(): void } {
+  let closing = false;
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+  return {
+    begin: () => {
+      closing = true;
+      const server = app.server as { closeIdleConnections?: () => void };
+      server.closeIdleConnections?.();
+    },
+  };
 }
 
 function noSchemas(): never {

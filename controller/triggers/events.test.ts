@@ -11,6 +11,8 @@ const ALL: [string, EventSpec][] = [
   ['values changed', TriggerEvents.valuesChanged(SEEN, TOKEN)],
   ['values changed, no change seen', TriggerEvents.valuesChanged(UNSEEN, TOKEN)],
   ['a linked source changed', TriggerEvents.linkedSourceChanged(['ConfigMap/other/cm'], TOKEN)],
+  ['created unstamped', TriggerEvents.createdUnstamped(UNSEEN, TOKEN)],
+  ['created unstamped, notify-only', TriggerEvents.createdUnstampedNotify(UNSEEN)],
   ['values changed, notify-only', TriggerEvents.valuesChangedNotify(UNSEEN)],
   ['a linked source changed, notify-only', TriggerEvents.linkedSourceChangedNotify(['Secret/ns/s'])],
   ['a link refused', TriggerEvents.linkRefused({ namespace: 'apps', name: 'app' }, 'other')],
@@ -29,6 +31,16 @@ describe('trigger events', () => {
       TriggerEvents.valuesChanged(UNSEEN, TOKEN),
       { type: 'Normal', reason: 'ValuesChanged', action: 'Trigger' },
       ['since it was last recorded (one or more of ConfigMap/ns/a, Secret/ns/b)'],
+    ],
+    [
+      'created while the webhook was bypassed: the consumed sources are named',
+      TriggerEvents.createdUnstamped(UNSEEN, TOKEN),
+      { type: 'Normal', reason: 'ValuesChanged', action: 'Trigger' },
+      [
+        'created while the webhook was bypassed',
+        'ConfigMap/ns/a, Secret/ns/b',
+        `${Flux.requestedAt}=${TOKEN}`,
+      ],
     ],
     [
       'a linked source changed',

@@ -20,6 +20,8 @@ const valuesChangedNote = (v: ChangedValues) =>
     ? `valuesFrom data changed (${list(v.seen)})`
     : `valuesFrom data changed since it was last recorded (one or more of ${list(v.consumed)})`;
 const linkedSourceChangedNote = (changed: readonly SourceId[]) => `linked ${changed.join(', ')} changed`;
+const createdUnstampedNote = (v: ChangedValues) =>
+  `created while the webhook was bypassed (no stamp): the valuesFrom data Flux read then is unknown (${list(v.consumed)})`;
 const requested = (token: string) => `; requested a reconcile (${Flux.requestedAt}=${token})`;
 const NOTHING_WRITTEN = ' (notify-only: nothing was written)';
 
@@ -35,6 +37,19 @@ export const TriggerEvents = {
     reason: 'LinkedSourceChanged',
     action: 'Trigger',
     note: `${linkedSourceChangedNote(changed)}${requested(token)}`,
+  }),
+  /** A release seen created without our stamp (admitted during a webhook outage): triggered once. */
+  createdUnstamped: (values: ChangedValues, token: string): EventSpec => ({
+    type: 'Normal',
+    reason: 'ValuesChanged',
+    action: 'Trigger',
+    note: `${createdUnstampedNote(values)}${requested(token)}`,
+  }),
+  createdUnstampedNotify: (values: ChangedValues): EventSpec => ({
+    type: 'Normal',
+    reason: 'ValuesChanged',
+    action: 'Notify',
+    note: `${createdUnstampedNote(values)}${NOTHING_WRITTEN}`,
   }),
   valuesChangedNotify: (values: ChangedValues): EventSpec => ({
     type: 'Normal',

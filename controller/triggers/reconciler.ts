@@ -37,6 +37,7 @@ export interface ReconcilerDeps {
   /** What it reads of the caches (src/kube/caches.ts): cached objects by name, and the values store. */
   caches: {
     helmReleases: Pick<OperatorCaches['helmReleases'], 'get'>;
+    createdUnstamped: Pick<OperatorCaches['createdUnstamped'], 'has'>;
     configMaps: Pick<OperatorCaches['configMaps'], 'get'>;
     secrets: Pick<OperatorCaches['secrets'], 'get'>;
     values: Pick<
@@ -217,6 +218,7 @@ export class TriggerReconciler {
     exists: (id) => this.sourceMeta(id) !== undefined,
     fluxWatched: (id) => this.sourceMeta(id)?.value.fluxWatched === true,
     changedSources: (hr) => this.d.observed.sources(releaseKey(hr.metadata.namespace, hr.metadata.name)),
+    createdUnstamped: (hr) => this.d.caches.createdUnstamped.has(hr),
   };
 
   private async act(
@@ -309,7 +311,9 @@ export class TriggerReconciler {
       releaseTarget(hr),
       a.reason === 'values-changed'
         ? TriggerEvents.valuesChanged(values, token ?? '')
-        : TriggerEvents.linkedSourceChanged(a.changedLinks, token ?? ''),
+        : a.reason === 'created-unstamped'
+          ? TriggerEvents.createdUnstamped(values, token ?? '')
+          : TriggerEvents.linkedSourceChanged(a.changedLinks, token ?? ''),
     );
     return undefined;
   }
@@ -335,7 +339,9 @@ export class TriggerReconciler {
       releaseTarget(hr),
       a.reason === 'values-changed'
         ? TriggerEvents.valuesChangedNotify(values)
-        : TriggerEvents.linkedSourceChangedNotify(a.changedLinks),
+        : a.reason === 'created-unstamped'
+          ? TriggerEvents.createdUnstampedNotify(values)
+          : TriggerEvents.linkedSourceChangedNotify(a.changedLinks),
     );
     return undefined;
   }

@@ -9,6 +9,7 @@ import { isObject, type JsonObject, stringMap } from '../util/narrow.ts';
 import type { DigestKeys } from '../values/digest.ts';
 import { fetchFromApi, listFromApi, ValuesStore } from '../values/store.ts';
 import type { KubeClient } from './client.ts';
+import { UnstampedCreations } from './created.ts';
 import { type Cached, Informer, type InformerOptions } from './informer.ts';
 import { informerFor, type SharedInformer } from './informers.ts';
 import { RecentChanges } from './recent.ts';
@@ -32,6 +33,8 @@ export interface OperatorCaches {
   values: ValuesStore;
   /** Object events after sync, kept a minute (recent.ts): a new leader replays them before its pass. */
   recent: RecentChanges;
+  /** Releases seen created unstamped while the operator runs (created.ts): triggered once, not backfilled. */
+  createdUnstamped: Pick<UnstampedCreations, 'has' | 'size'>;
   start(): void;
   stop(): Promise<void>;
   waitForSync(): Promise<void>;
@@ -159,6 +162,21 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     },
     delete: noteRelease,
   });
+  // An add after the first list is a release created while the operator runs (or during a watch gap, seen by
+  // a relist); one of the first list may be older than the webhook. A new uid under the same name is a
+  // release deleted and created again while no watch was open.
+  const createdUnstamped = new UnstampedCreations();
+  helmReleases.on({
+    add: (c) => {
+      if (helmReleases.hasSynced()) createdUnstamped.created(c.value);
+    },
+    update: (old, c) => {
+      if (old.value.metadata.uid === c.value.metadata.uid) return createdUnstamped.updated(c.value);
+      createdUnstamped.deleted(old.value);
+      createdUnstamped.created(c.value);
+    },
+    delete: (c) => createdUnstamped.deleted(c.value),
+  });
   for (const [kind, informer] of [
     ['ConfigMap', configMaps],
     ['Secret', secrets],
@@ -180,6 +198,7 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     secrets,
     values,
     recent,
+    createdUnstamped,
     start: () => {
       for (const i of all) i.start();
     },

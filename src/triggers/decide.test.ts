@@ -312,6 +312,61 @@ describe('decideTrigger', () => {
     expect(d.action === 'trigger' && d.patch.metadata.annotations[Flux.requestedAt]).toBe(TOKEN);
   });
 
+  it('triggers once, then stamps, a release the operator saw created without our stamp (webhook outage)', () => {
+    const d = decide({ hr: release({}), createdUnstamped: true });
+    expect(d).toEqual({
+      action: 'trigger',
+      reason: 'created-unstamped',
+      changedLinks: [],
+      newDigest: D2,
+      patch: {
+        metadata: {
+          resourceVersion: '42',
+          labels: { [Labels.managed]: 'true' },
+          annotations: { [Annotations.valuesDigest]: D2, [Flux.requestedAt]: TOKEN },
+        },
+      },
+    });
+  });
+
+  it.each<[string, Partial<TriggerInput> & { hr: HelmRelease }, Partial<TriggerAction>]>([
+    [
+      'of the first list (migration): backfilled',
+      { hr: release({}) },
+      { action: 'backfill', reason: 'stamp' },
+    ],
+    [
+      'created unstamped, stamped since: unchanged',
+      { hr: release(stamped(D2)), createdUnstamped: true },
+      { action: 'skip', reason: 'unchanged' },
+    ],
+    [
+      'created unstamped, consuming no values: nothing to trigger',
+      { hr: release({ valuesFrom: false }), valuesDigest: undefined, createdUnstamped: true },
+      { action: 'skip', reason: 'unchanged' },
+    ],
+    [
+      'created unstamped while Flux works on it: held',
+      {
+        hr: release({ annotations: { [Flux.requestedAt]: '2025-12-31T00:00:00Z' } }),
+        createdUnstamped: true,
+      },
+      { action: 'skip', reason: 'in-flight' },
+    ],
+    [
+      'created unstamped, every consumed source watched by Flux: Flux acted itself',
+      { hr: release({}), createdUnstamped: true, fluxWatched: ['ConfigMap/ns/cm'] },
+      { action: 'backfill', reason: 'flux-watched' },
+    ],
+    [
+      'created unstamped, suspended: skipped (the trigger waits for the resume)',
+      { hr: release({ suspend: true }), createdUnstamped: true },
+      { action: 'skip', reason: 'suspended' },
+    ],
+  ])('a release without our label: %s', (_name, input, expected) => {
+    expect(decide(input)).toMatchObject(expected);
+  });
+
   it('is unchanged for a linked source whose data is the same', () => {
     const hr = release(stamped(D2, { [Annotations.linkDigests]: JSON.stringify({ [CM]: D1 }) }));
     expect(decide({ hr, links: { [CM]: linked(D1) } })).toEqual({ action: 'skip', reason: 'unchanged' });

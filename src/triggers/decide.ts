@@ -9,6 +9,9 @@
 // A trigger is held while helm-controller works on the release (src/flux/activity.ts): nothing is written,
 // the digests keep differing, and the trigger is sent once Flux is done — never into a running upgrade, and
 // no change lost.
+// A release without our stamp is backfilled without a trigger when it was there before the operator started
+// (the migration case); one the operator saw created unstamped while it ran (admitted during a webhook outage)
+// is triggered once, since nobody knows which data Flux read at its creation (src/kube/created.ts).
 import { desiredStamp, isOptedOut } from '../admission/stamp.ts';
 import { fluxActivity } from '../flux/activity.ts';
 import type { HelmRelease } from '../flux/helmrelease.ts';
@@ -45,6 +48,11 @@ export interface TriggerInput {
   fluxWatched?: readonly SourceId[];
   /** Sources seen changing since the release was last handled; undefined when unknown (e.g. after a start). */
   changedSources?: readonly SourceId[];
+  /**
+   * The operator saw the release created while it ran, without our stamp (the webhook was bypassed): the data
+   * Flux read at creation is unknown. Absent when unknown (explain) or for a release of the first list.
+   */
+  createdUnstamped?: true;
 }
 
 export interface TriggerOptions {
@@ -62,7 +70,8 @@ export interface TriggerOptions {
 export const MISSING_LINK = 'missing';
 
 export type SkipReason = 'ignored' | 'deleting' | 'suspended' | 'unchanged' | 'in-flight';
-export type TriggerReason = 'values-changed' | 'link-changed';
+/** created-unstamped: created while the operator ran, admitted without our stamp; triggered once. */
+export type TriggerReason = 'values-changed' | 'link-changed' | 'created-unstamped';
 /** restamp: digests recorded in an older format, data unchanged, recorded again in the current one. */
 export type BackfillReason = 'stamp' | 'link-digests' | 'restamp' | 'flux-watched';
 
@@ -125,6 +134,7 @@ function releaseAction(input: TriggerInput, options: TriggerOptions): TriggerAct
   const { hr, valuesDigest } = input;
   const links = linkDigests(input.links);
   const valuesChanged = valuesDigestChanged(hr, valuesDigest, input.storedFormatDigest);
+  const createdUnstamped = createdWithoutStamp(input);
   const changedLinks = changedLinkSources(hr, input.links);
   const { labels, annotations } = recordChanges(hr, valuesDigest, links);
   const patch = (extra: MapChanges): MergePatch => ({
@@ -136,10 +146,10 @@ function releaseAction(input: TriggerInput, options: TriggerOptions): TriggerAct
   });
 
   // helm-controller reconciles by itself on changes of the sources it watches: record the digest only.
-  if (valuesChanged && changedLinks.length === 0 && changeWatchedByFlux(input)) {
+  if ((valuesChanged || createdUnstamped) && changedLinks.length === 0 && changeWatchedByFlux(input)) {
     return { action: 'backfill', reason: 'flux-watched', patch: patch({}) };
   }
-  if (valuesChanged || changedLinks.length > 0) {
+  if (valuesChanged || createdUnstamped || changedLinks.length > 0) {
     const flux = fluxActivity(hr, options.nowMs);
     if (flux.busy) {
       return {
@@ -151,7 +161,7 @@ function releaseAction(input: TriggerInput, options: TriggerOptions): TriggerAct
     }
     return {
       action: 'trigger',
-      reason: valuesChanged ? 'values-changed' : 'link-changed',
+      reason: valuesChanged ? 'values-changed' : createdUnstamped ? 'created-unstamped' : 'link-changed',
       patch: patch(reconcileRequest(hr, options)),
       changedLinks,
       newDigest: valuesDigest,
@@ -215,6 +225,18 @@ export function changeWatchedByFlux(
   return changed.length > 0 && changed.every((id) => watched.has(id));
 }
 
+/**
+ * Seen created while the operator ran, consuming values, and still without our label: the webhook never saw it,
+ * and a change between its creation (when Flux may have read the data) and now would be lost by a backfill.
+ */
+function createdWithoutStamp(input: TriggerInput): boolean {
+  return (
+    input.createdUnstamped === true &&
+    input.valuesDigest !== undefined &&
+    input.hr.metadata.labels[Labels.managed] !== 'true'
+  );
+}
+
 function valuesDigestChanged(
   hr: HelmRelease,
   valuesDigest: string | undefined,
@@ -223,7 +245,8 @@ function valuesDigestChanged(
   const stored = hr.metadata.annotations[Annotations.valuesDigest];
   // Labelled but without a digest: the webhook saw the release but its lookup failed, so Flux may have
   // reconciled with data older than now. Trigger once rather than record a digest nobody reconciled with.
-  // (A release the webhook never saw has no label: its stamp is backfilled without a trigger.)
+  // (A release the webhook never saw has no label: its stamp is backfilled without a trigger, unless the
+  // operator saw it created while it ran: createdWithoutStamp.)
   const digestUnknown = stored === undefined && hr.metadata.labels[Labels.managed] === 'true';
   // An older format that matches the data now is the same data: re-stamped, not triggered.
   const sameInOlderFormat = storedFormatDigest !== undefined && stored === storedFormatDigest;

@@ -32,6 +32,11 @@ export interface TriggerReads {
   fluxWatched(id: SourceId): boolean;
   /** Sources seen changing since the release was last handled; undefined when unknown (after a start, explain). */
   changedSources?(hr: HelmRelease): readonly SourceId[] | undefined;
+  /**
+   * Whether the caches saw the release created while the operator ran, without our stamp (src/kube/created.ts);
+   * absent where that is unknown (explain).
+   */
+  createdUnstamped?(hr: HelmRelease): boolean;
 }
 
 /** Operator settings the gatherer applies (--no-cross-namespace-links refuses every cross-namespace link). */
@@ -53,6 +58,7 @@ export async function gatherTriggerInput(
       ? await reads.valuesDigestAsStored(hr, stored)
       : undefined;
   const changedSources = reads.changedSources?.(hr);
+  const createdUnstamped = reads.createdUnstamped?.(hr) === true;
   return {
     hr,
     valuesDigest,
@@ -60,6 +66,7 @@ export async function gatherTriggerInput(
     links: await linkSources(hr, reads, policy),
     fluxWatched: fluxWatchedSources(hr, reads),
     ...(changedSources ? { changedSources } : {}),
+    ...(createdUnstamped ? { createdUnstamped } : {}),
   };
 }
 

@@ -7,7 +7,10 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Explanation } from '../../cmd/helmrelease-autopilot/explain/explain.ts';
+import {
+  CREATED_UNSTAMPED_ASSUMPTION,
+  type Explanation,
+} from '../../cmd/helmrelease-autopilot/explain/explain.ts';
 import { parseExplainArgs, runExplain } from '../../cmd/helmrelease-autopilot/explain/main.ts';
 import { parseValuesFrom } from '../../src/flux/helmrelease.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
@@ -466,6 +469,8 @@ describe('explain on a real API server', () => {
     const e = JSON.parse(stdout) as Explanation;
     // Admitted without the webhook here: the stamp would be backfilled without a reconcile.
     expect(e.trigger).toMatchObject({ verdict: 'not-needed', action: 'backfill', reason: 'stamp' });
+    // explain cannot know whether the operator saw it created: it says what it assumes.
+    expect(e.trigger.assumes).toContain(CREATED_UNSTAMPED_ASSUMPTION);
     expect(JSON.stringify(await f.client.get(objectPath(HelmReleases, f.ns, 'app')))).toBe(before);
     const text = await run(
       'npx',

@@ -208,6 +208,10 @@ function digestReport(hr: HelmRelease, g: Gathered | undefined): Explanation['di
   return out;
 }
 
+/** What explain assumes of a release without our stamp (src/kube/created.ts). */
+export const CREATED_UNSTAMPED_ASSUMPTION =
+  'it predates the operator (one the operator sees created without our stamp while it runs, the webhook bypassed, is triggered once instead: created-unstamped)';
+
 function triggerReport(
   ctx: ExplainContext,
   inScope: boolean,
@@ -236,8 +240,20 @@ function triggerReport(
       ...withAssumptions,
     };
   }
-  if (a.action === 'backfill')
-    return { verdict: 'not-needed', action: a.action, reason: a.reason, ...withAssumptions };
+  if (a.action === 'backfill') {
+    // explain cannot know what the operator saw: a release it saw created unstamped is triggered once.
+    const unstamped =
+      a.reason === 'stamp' &&
+      g.input.valuesDigest !== undefined &&
+      a.patch.metadata.labels?.[Labels.managed] === 'true';
+    const all = unstamped ? [...assumes, CREATED_UNSTAMPED_ASSUMPTION] : assumes;
+    return {
+      verdict: 'not-needed',
+      action: a.action,
+      reason: a.reason,
+      ...(all.length > 0 ? { assumes: all } : {}),
+    };
+  }
   return {
     verdict: a.reason === 'unchanged' ? 'not-needed' : 'held',
     action: a.action,

@@ -6,23 +6,27 @@ import { releaseKey } from '../../src/flux/helmrelease.ts';
 import { type LinkTarget, type SourceId, sourceId } from '../../src/triggers/links.ts';
 
 /** A many-to-many relation with both directions indexed. */
+/**
+ * A many-to-many relation kept small for the common shape (a release consumes a few sources, a source is
+ * consumed by one release): `from` maps to a deduplicated array, and `to` back to the one `from` as a plain
+ * string, or to a Set once two or more point at it (a ConfigMap shared by thousands of releases).
+ */
 class Relation {
-  private readonly forward = new Map<string, Set<string>>();
-  private readonly backward = new Map<string, Set<string>>();
+  private readonly forward = new Map<string, readonly string[]>();
+  private readonly backward = new Map<string, string | Set<string>>();
 
   /** Replaces everything `from` points to. */
   set(from: string, to: Iterable<string>): void {
     this.clear(from);
-    const targets = new Set(to);
-    if (targets.size === 0) return;
+    const targets = [...new Set(to)];
+    if (targets.length === 0) return;
     this.forward.set(from, targets);
     for (const t of targets) {
-      let s = this.backward.get(t);
-      if (!s) {
-        s = new Set();
-        this.backward.set(t, s);
-      }
-      s.add(from);
+      const s = this.backward.get(t);
+      if (s === undefined) this.backward.set(t, from);
+      else if (typeof s === 'string') {
+        if (s !== from) this.backward.set(t, new Set([s, from]));
+      } else s.add(from);
     }
   }
 
@@ -32,17 +36,21 @@ class Relation {
     this.forward.delete(from);
     for (const t of old) {
       const s = this.backward.get(t);
-      s?.delete(from);
-      if (s?.size === 0) this.backward.delete(t);
+      if (s === from) this.backward.delete(t);
+      else if (s instanceof Set) {
+        s.delete(from);
+        if (s.size === 1) this.backward.set(t, s.values().next().value as string);
+      }
     }
   }
 
-  to(from: string): ReadonlySet<string> {
-    return this.forward.get(from) ?? EMPTY;
+  to(from: string): readonly string[] {
+    return this.forward.get(from) ?? NONE;
   }
 
-  from(to: string): ReadonlySet<string> {
-    return this.backward.get(to) ?? EMPTY;
+  from(to: string): readonly string[] {
+    const s = this.backward.get(to);
+    return s === undefined ? NONE : typeof s === 'string' ? [s] : [...s];
   }
 
   get size(): number {
@@ -50,7 +58,7 @@ class Relation {
   }
 }
 
-const EMPTY: ReadonlySet<string> = new Set();
+const NONE: readonly string[] = Object.freeze([]);
 
 export class TriggerIndex {
   /** release key -> sources it consumes through valuesFrom (always in its own namespace). */

@@ -4,6 +4,7 @@
 // against the cache and reports only real changes (a new resourceVersion), so it triggers nothing spurious.
 import type { Logger } from 'pino';
 import { errorMessage } from '../util/errors.ts';
+import { flatKey, internNamespace } from '../util/intern.ts';
 import { isObject, str } from '../util/narrow.ts';
 import { sleep } from '../util/sleep.ts';
 import { ACCEPT_METADATA, ACCEPT_METADATA_LIST, ApiError, isGone, type KubeClient } from './client.ts';
@@ -51,7 +52,7 @@ export interface InformerStats {
   staleRestarts: number;
 }
 
-const key = (namespace: string, name: string) => (namespace ? `${namespace}/${name}` : name);
+const key = (namespace: string, name: string) => (namespace ? flatKey(namespace, name) : name);
 
 class GoneError extends Error {}
 class StaleError extends Error {}
@@ -307,7 +308,7 @@ export class Informer<T> {
     const value = this.o.transform(raw);
     if (value === undefined) return undefined;
     return {
-      namespace: str(meta.namespace) ?? '',
+      namespace: internNamespace(str(meta.namespace) ?? ''),
       name,
       resourceVersion: str(meta.resourceVersion) ?? '',
       value,

@@ -2,12 +2,13 @@
 // release lets a source in another namespace trigger it.
 import type { ValuesSourceKind } from '../flux/helmrelease.ts';
 import { Annotations, COMPAT_DEFAULT_RELEASE_NAMESPACE, CompatLinkAnnotations } from '../names.ts';
+import { flatKey } from '../util/intern.ts';
 
 /** A ConfigMap or Secret, by kind, namespace and name: "ConfigMap/ns/name". */
 export type SourceId = string;
 
 export function sourceId(kind: ValuesSourceKind, namespace: string, name: string): SourceId {
-  return `${kind}/${namespace}/${name}`;
+  return flatKey(kind, namespace, name);
 }
 
 export function parseSourceId(id: SourceId): { kind: ValuesSourceKind; namespace: string; name: string } {

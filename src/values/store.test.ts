@@ -129,13 +129,9 @@ describe('ValuesStore', () => {
     expect(await s.valuesDigest('ns', both)).toBe(w.expected(both));
     expect(w.gets).toHaveLength(2);
     // White-box: what an entry holds is one digest per consumed key.
-    const entries = (s as unknown as { entries: Map<string, { keys: Map<string, Uint8Array | null> }> })
-      .entries;
-    const held = [...(entries.get('ConfigMap/ns/cm')?.keys ?? new Map()).entries()];
-    expect(held.map(([k, d]) => [k, d?.byteLength])).toEqual([
-      ['values.yaml', 32],
-      ['more', 32],
-    ]);
+    const entries = (s as unknown as { entries: Map<string, { keys: (string | null)[] }> }).entries;
+    const held = entries.get('ConfigMap/ns/cm')?.keys ?? [];
+    expect(held.map((x, i) => (i % 2 === 0 ? x : x?.length))).toEqual(['values.yaml', 32, 'more', 32]);
   });
 
   it('reads a ConfigMap key from data only, as Flux does (binaryData is missing), and decodes Secret data', async () => {

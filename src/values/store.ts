@@ -8,6 +8,7 @@
 import type { ValuesReference, ValuesSourceKind } from '../flux/helmrelease.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import { ConfigMaps, collectionPath, objectPath, Secrets } from '../kube/resources.ts';
+import { flatKey } from '../util/intern.ts';
 import { array, isObject, str, stringMap } from '../util/narrow.ts';
 import {
   type DigestKey,
@@ -77,8 +78,12 @@ interface Entry {
   rv: string;
   /** The metadata cache's resourceVersion when the fetch started: data is at least that new. */
   metaRv: string;
-  /** Keyed digest (keyDigest) of each consumed key; null: the key is missing. Never the bytes. */
-  keys: Map<string, Uint8Array | null>;
+  /**
+   * Keyed digest (keyDigest) of each consumed key, never the bytes: [key, digest, key, digest, ...], the
+   * 32 digest bytes as a one-byte string (latin1), null when the key is missing. An array and a string
+   * instead of a Map of Uint8Arrays: ~220 bytes less per object, 4 MB at 10,000 releases (issue #12).
+   */
+  keys: (string | null)[];
   /** Digest over all data (objectDataDigest), when someone asked (explicit links). */
   dataDigest?: string | null;
 }
@@ -88,7 +93,7 @@ interface Want {
   dataDigest: boolean;
 }
 
-const objectKey = (kind: ValuesSourceKind, namespace: string, name: string) => `${kind}/${namespace}/${name}`;
+const objectKey = (kind: ValuesSourceKind, namespace: string, name: string) => flatKey(kind, namespace, name);
 
 export class ValuesStore implements ValuesLookup {
   private readonly o: Required<Omit<ValuesStoreOptions, 'list'>> & Pick<ValuesStoreOptions, 'list'>;
@@ -139,7 +144,7 @@ export class ValuesStore implements ValuesLookup {
       w.keys.add(ref.valuesKey);
       wanted.set(k, w);
     }
-    const found = new Map<string, Map<string, Uint8Array | null> | null>();
+    const found = new Map<string, Entry | null>();
     await Promise.all(
       [...wanted].map(async ([k, w]) => {
         const entry = await this.entryFor(
@@ -149,14 +154,11 @@ export class ValuesStore implements ValuesLookup {
           { keys: [...w.keys], dataDigest: false },
           signal,
         );
-        found.set(k, entry ? entry.keys : null);
+        found.set(k, entry);
       }),
     );
-    return valuesDigest(
-      key,
-      namespace,
-      refs,
-      (ref) => found.get(objectKey(ref.kind, namespace, ref.name))?.get(ref.valuesKey) ?? null,
+    return valuesDigest(key, namespace, refs, (ref) =>
+      keyDigestOf(found.get(objectKey(ref.kind, namespace, ref.name)), ref.valuesKey),
     );
   }
 
@@ -363,16 +365,14 @@ export class ValuesStore implements ValuesLookup {
     const rv = object?.resourceVersion ?? '';
     let entry = this.entries.get(k);
     if (!entry || entry.rv !== rv) {
-      entry = { rv, metaRv, keys: new Map() };
+      entry = { rv, metaRv, keys: [] };
       this.entries.set(k, entry);
     } else entry.metaRv = metaRv;
     if (!object) return null;
     for (const valuesKey of want.keys) {
-      if (!entry.keys.has(valuesKey))
-        entry.keys.set(
-          valuesKey,
-          compact(keyDigest(key, source, valuesKey, keyBytesOf(source.kind, object, valuesKey))),
-        );
+      if (holdsKey(entry, valuesKey)) continue;
+      const digest = keyDigest(key, source, valuesKey, keyBytesOf(source.kind, object, valuesKey));
+      entry.keys.push(valuesKey, digest === null ? null : Buffer.from(digest).toString('latin1'));
     }
     if (want.dataDigest && entry.dataDigest === undefined)
       entry.dataDigest = objectDataDigest(key, source, object);
@@ -398,12 +398,21 @@ export function nextPageLimit(items: readonly Pick<SourceData, 'data' | 'binaryD
   return Math.max(1, Math.min(MAX_PAGE, Math.floor(PAGE_CHARS / average)));
 }
 
-/**
- * A copy in an ArrayBuffer of its own: a small Buffer may be a view into Node's shared 8 kB pool slab, and
- * keeping it would pin the whole slab (measured: ~8 kB retained per cached key instead of its length).
- */
-function compact(bytes: Uint8Array | null): Uint8Array | null {
-  return bytes === null ? null : new Uint8Array(bytes);
+/** Whether the entry holds a digest (or "missing") for this key. */
+function holdsKey(entry: Entry, valuesKey: string): boolean {
+  for (let i = 0; i < entry.keys.length; i += 2) if (entry.keys[i] === valuesKey) return true;
+  return false;
+}
+
+/** The held digest of a key as bytes (a copy: the string stays the only thing kept); null when missing. */
+function keyDigestOf(entry: Entry | null | undefined, valuesKey: string): Uint8Array | null {
+  if (!entry) return null;
+  for (let i = 0; i < entry.keys.length; i += 2) {
+    if (entry.keys[i] !== valuesKey) continue;
+    const digest = entry.keys[i + 1];
+    return digest === null || digest === undefined ? null : Buffer.from(digest, 'latin1');
+  }
+  return null;
 }
 
 /** Cached data is current when it was fetched at (or after) the version the metadata cache shows. */
@@ -414,7 +423,7 @@ function isCurrent(entry: Entry, metaRv: string): boolean {
 function covers(entry: Entry, want: Want): boolean {
   if (entry.rv === '') return true;
   if (want.dataDigest && entry.dataDigest === undefined) return false;
-  return want.keys.every((key) => entry.keys.has(key));
+  return want.keys.every((key) => holdsKey(entry, key));
 }
 
 /** A FetchObject over the REST client. */

@@ -304,7 +304,9 @@ describe('WorkQueue priorities: a change now goes ahead of the start-up pass, wh
     await q.whenLowDone();
     await q.whenIdle();
     expect(ran.length).toBe(2001);
-    expect(ran.indexOf('change')).toBeLessThan(100);
+    // Without yielding it would run last (index 2000); slices of 2 ms of wall time serve it within the first
+    // few slices. The bound leaves room for a loaded machine (132 seen at load 6), not for no yielding.
+    expect(ran.indexOf('change')).toBeLessThan(1000);
     await q.stop();
   });
 

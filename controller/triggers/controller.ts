@@ -264,6 +264,9 @@ function seedIndex(w: Wiring): void {
   }
 }
 
+/** Releases of the start-up pass served before the values warm-up: at most this many GETs per source kind. */
+const BEFORE_WARMUP = 100;
+
 /**
  * After the caches sync: seed the index and start serving changes; once the values are warm (on a follower
  * that took over, warmed at sync, before leadership), enqueue every release in scope once, at low priority
@@ -281,10 +284,13 @@ async function startAfterSync(
   const replayed = replayRecent(w);
   w.queue.start();
   const t0 = w.clock.now();
+  // The releases with the newest sources go first, before the warm-up's LISTs (a GET each): a change made
+  // just before or during the start is acted on within moments of the sync, not after the warm-up.
+  const pass = passOrder(w);
+  for (const key of pass.slice(0, BEFORE_WARMUP)) w.queue.addAfter(key, 0, 'low');
   await Promise.race([w.caches.warmUp(w.inScope), aborted(stopping)]);
   if (w.stopped()) return never;
-  const pass = passOrder(w);
-  for (const key of pass) w.queue.addAfter(key, 0, 'low');
+  for (const key of pass.slice(BEFORE_WARMUP)) w.queue.addAfter(key, 0, 'low');
   const n = pass.length;
   onSynced();
   w.log.info(

@@ -26,7 +26,7 @@ describe('start-up at scale', () => {
     try {
       await stampAll(ns, releases, RELEASES);
 
-      // The restart, at the default write budget (20/s, burst 40). The change is made as soon as the values
+      // The restart, at the default write budget (50/s, burst 300). The change is made as soon as the values
       // are warm (the pass is enqueued right then), to the release the pass reaches last (listed by name).
       const writesBefore = releases.writes.length;
       const started = Date.now();

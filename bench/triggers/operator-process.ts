@@ -72,6 +72,9 @@ export interface Memory {
   rssMB: number;
   /** VmHWM: the highest RSS of the process so far. */
   peakRssMB: number;
+  /** Of the RSS now: anonymous memory (heaps, code compiled at run time) and file pages (node's binary, mapped). */
+  anonRssMB: number;
+  fileRssMB: number;
 }
 
 const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
@@ -285,7 +288,12 @@ export class OperatorProcess {
   memory(): Memory {
     const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
     const kB = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { rssMB: mb(kB('VmRSS') * 1024), peakRssMB: mb(kB('VmHWM') * 1024) };
+    return {
+      rssMB: mb(kB('VmRSS') * 1024),
+      peakRssMB: mb(kB('VmHWM') * 1024),
+      anonRssMB: mb(kB('RssAnon') * 1024),
+      fileRssMB: mb(kB('RssFile') * 1024),
+    };
   }
 
   alive(): boolean {

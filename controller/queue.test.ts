@@ -269,6 +269,23 @@ describe('WorkQueue priorities: a change now goes ahead of the start-up pass, wh
     expect(ran).toEqual(['k2@0', 'k0@0', 'k1@0', 'later@500']);
   });
 
+  it('leaves a debounced change as it is when the pass adds its key: run once, after the debounce', async () => {
+    const clock = new FakeClock();
+    const start = clock.now();
+    const ran: string[] = [];
+    const q = new WorkQueue(async (key) => void ran.push(`${key}@${clock.now() - start}`), {
+      concurrency: 1,
+      debounceMs: 2000,
+      clock,
+    });
+    q.add('changed'); // seen just before the pass (replayed or live): due at 2000
+    q.addAfter('changed', 0, 'low'); // the start-up pass reaches it: not brought forward
+    q.addAfter('other', 0, 'low');
+    q.start();
+    await clock.advance(5000);
+    expect(ran).toEqual(['other@0', 'changed@2000']);
+  });
+
   it('does not starve low keys: one low after every lowEvery highs while both wait', async () => {
     const { q, clock, ran } = prioritized(10, 3);
     for (let i = 0; i < 4; i++) q.addAfter(`low-${i}`, 0, 'low');
@@ -411,5 +428,19 @@ describe('TokenBucket', () => {
       { name: 'l1', at: 100 },
       { name: 'change', at: 200 },
     ]);
+  });
+
+  it('adds nothing for a wall clock stepped back, and takes nothing away', async () => {
+    const clock = new FakeClock();
+    const bucket = new TokenBucket(10, 2, clock);
+    await bucket.take();
+    await bucket.take(); // the burst is spent
+    clock.stepBack(60_000); // the wall clock steps back a minute
+    let got = false;
+    void bucket.take().then(() => {
+      got = true;
+    });
+    await clock.advance(100);
+    expect(got).toBe(true); // one token after 1/qps, not after a minute
   });
 });

@@ -6,7 +6,8 @@
 // Two priorities: a user's change now (watch events: add(), high) is served ahead of the start-up and
 // resync pass (addAfter(key, 0, 'low')), without starving it: while both have keys due, one low key is
 // served after every `lowEvery` high ones. A key pending at both is served once, at the higher priority
-// and the earlier due time.
+// and the earlier due time, except that a low add leaves a scheduled high key as it is: a change seen just
+// before a pass keeps its debounce window.
 //
 // The queue alone decides requeues (controller-runtime's reconcileHandler), from what the handler did:
 //   returned undefined (done)   -> forget the key's failures
@@ -238,6 +239,8 @@ export class WorkQueue {
     let p = priority;
     if (current !== undefined) {
       const currentPriority: Priority = this.scheduledLow.has(key) ? 'low' : 'high';
+      // A pass never brings a change forward: the change keeps its debounce (and the pass is served by it).
+      if (currentPriority === 'high' && priority === 'low') return;
       at = Math.min(current, due);
       p = higher(currentPriority, priority);
       if (at === current && p === currentPriority) return;
@@ -434,7 +437,8 @@ export class TokenBucket implements WriteTokens {
       const line = this.nextLine();
       if (!line) return;
       const now = this.clock.now();
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
+      // A wall clock stepped back adds nothing (and takes nothing away).
+      this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) * this.qps) / 1000);
       this.last = now;
       if (this.tokens < 1) {
         const waitMs = Math.ceil(((1 - this.tokens) * 1000) / this.qps);

@@ -88,7 +88,7 @@ function setup(hr: HelmRelease | undefined, o: { tokens?: FakeTokens; notifyOnly
       helmReleases: {
         get: () => cache.hr && { namespace: 'apps', name: 'podinfo', resourceVersion: '', value: cache.hr },
       },
-      createdUnstamped: { has: () => false },
+      createdUnstamped: { has: () => false, handled: () => {} },
       configMaps: { get: () => undefined },
       secrets: { get: () => undefined },
       values: valuesOf(data),

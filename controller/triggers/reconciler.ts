@@ -37,7 +37,7 @@ export interface ReconcilerDeps {
   /** What it reads of the caches (src/kube/caches.ts): cached objects by name, and the values store. */
   caches: {
     helmReleases: Pick<OperatorCaches['helmReleases'], 'get'>;
-    createdUnstamped: Pick<OperatorCaches['createdUnstamped'], 'has'>;
+    createdUnstamped: Pick<OperatorCaches['createdUnstamped'], 'has' | 'handled'>;
     configMaps: Pick<OperatorCaches['configMaps'], 'get'>;
     secrets: Pick<OperatorCaches['secrets'], 'get'>;
     values: Pick<
@@ -242,6 +242,8 @@ export class TriggerReconciler {
     const write = () => this.write(key, input.hr, a.patch, log);
     if (!(await (a.action === 'trigger' ? budgetedWrite(budget, key, a.patch, write) : write())))
       return undefined;
+    // A write decided with createdUnstamped is its trigger (or a flux-watched stamp): the debt is paid.
+    if (input.createdUnstamped) this.d.caches.createdUnstamped.handled(input.hr);
     const seen = this.d.observed.take(key);
     if (a.action === 'trigger') return this.triggered(input.hr, a, seen, log);
     this.d.metrics.backfills.inc({ reason: a.reason });

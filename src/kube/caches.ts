@@ -34,7 +34,7 @@ export interface OperatorCaches {
   /** Object events after sync, kept a minute (recent.ts): a new leader replays them before its pass. */
   recent: RecentChanges;
   /** Releases seen created unstamped while the operator runs (created.ts): triggered once, not backfilled. */
-  createdUnstamped: Pick<UnstampedCreations, 'has' | 'size'>;
+  createdUnstamped: Pick<UnstampedCreations, 'has' | 'handled' | 'size'>;
   start(): void;
   stop(): Promise<void>;
   waitForSync(): Promise<void>;

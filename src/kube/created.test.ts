@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { HelmRelease } from '../flux/helmrelease.ts';
-import { Labels } from '../names.ts';
+import { Annotations, Labels } from '../names.ts';
 import { UnstampedCreations } from './created.ts';
 
-function release(uid: string, o: { stamped?: boolean; valuesFrom?: boolean } = {}): HelmRelease {
+function release(
+  uid: string,
+  o: { stamped?: boolean; valuesFrom?: boolean; optedOut?: boolean } = {},
+): HelmRelease {
   return {
     metadata: {
       name: `app-${uid}`,
@@ -12,7 +15,7 @@ function release(uid: string, o: { stamped?: boolean; valuesFrom?: boolean } = {
       resourceVersion: '1',
       generation: 1,
       labels: o.stamped ? { [Labels.managed]: 'true' } : {},
-      annotations: {},
+      annotations: o.optedOut ? { [Annotations.ignore]: 'true' } : {},
     },
     suspend: false,
     valuesFrom:
@@ -29,6 +32,7 @@ describe('unstamped creations', () => {
     ['stamped by the webhook: not remembered', release('a', { stamped: true }), false],
     ['consuming no values: not remembered', release('a', { valuesFrom: false }), false],
     ['without a uid: not remembered', release(''), false],
+    ['opted out (never stamped): not remembered', release('a', { optedOut: true }), false],
   ])('%s', (_name, hr, remembered) => {
     const c = new UnstampedCreations();
     c.created(hr);
@@ -36,16 +40,22 @@ describe('unstamped creations', () => {
     expect(c.size).toBe(remembered ? 1 : 0);
   });
 
-  it('forgets a release once it is stamped, and one that is deleted', () => {
+  it('keeps a release stamped since by someone else, forgets it once the operator wrote for it', () => {
     const c = new UnstampedCreations();
     c.created(release('a'));
-    c.created(release('b'));
-    c.updated(release('a')); // still unstamped: kept
-    expect(c.has(release('a'))).toBe(true);
-    c.updated(release('a', { stamped: true }));
-    c.deleted(release('b'));
-    expect(c.has(release('a'))).toBe(false);
-    expect(c.has(release('b'))).toBe(false);
+    c.updated(release('a', { stamped: true })); // the webhook, back, stamped it on an update: still owed
+    expect(c.has(release('a', { stamped: true }))).toBe(true);
+    c.handled(release('a', { stamped: true }));
+    expect(c.has(release('a', { stamped: true }))).toBe(false);
+  });
+
+  it('forgets a release that is deleted, opts out or stops consuming values', () => {
+    const c = new UnstampedCreations();
+    for (const uid of ['a', 'b', 'c']) c.created(release(uid));
+    c.deleted(release('a'));
+    c.updated(release('b', { optedOut: true }));
+    c.updated(release('c', { valuesFrom: false }));
+    expect(['a', 'b', 'c'].map((uid) => c.has(release(uid)))).toEqual([false, false, false]);
     expect(c.size).toBe(0);
   });
 

@@ -336,9 +336,9 @@ describe('decideTrigger', () => {
       { action: 'backfill', reason: 'stamp' },
     ],
     [
-      'created unstamped, stamped since: unchanged',
+      'created unstamped, stamped by the webhook since (its data of then, not of the creation): triggered',
       { hr: release(stamped(D2)), createdUnstamped: true },
-      { action: 'skip', reason: 'unchanged' },
+      { action: 'trigger', reason: 'created-unstamped' },
     ],
     [
       'created unstamped, consuming no values: nothing to trigger',

@@ -229,12 +229,9 @@ export function changeWatchedByFlux(
  * Seen created while the operator ran, consuming values, and still without our label: the webhook never saw it,
  * and a change between its creation (when Flux may have read the data) and now would be lost by a backfill.
  */
+/** Seen created unstamped and not yet written for by the operator (whoever stamped it since). */
 function createdWithoutStamp(input: TriggerInput): boolean {
-  return (
-    input.createdUnstamped === true &&
-    input.valuesDigest !== undefined &&
-    input.hr.metadata.labels[Labels.managed] !== 'true'
-  );
+  return input.createdUnstamped === true && input.valuesDigest !== undefined;
 }
 
 function valuesDigestChanged(

@@ -5,7 +5,7 @@
 // before the operator started (its first list: the migration case) is still stamped without a trigger.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/kube/client.ts';
-import { collectionPath, HelmReleases } from '../../src/kube/resources.ts';
+import { ConfigMaps, collectionPath, HelmReleases } from '../../src/kube/resources.ts';
 import { Annotations, Flux, Labels } from '../../src/names.ts';
 import { isObject, stringMap } from '../../src/util/narrow.ts';
 import { adminClient, createNamespace, eventually, operatorClient } from '../support/cluster.ts';
@@ -97,6 +97,39 @@ describe('a release admitted while the webhook is down', () => {
     expect(events.map((e) => e.note)).toEqual([
       expect.stringContaining('created while the webhook was bypassed'),
     ]);
+  });
+
+  it('stamped by someone else before the operator wrote for it (the webhook, back, on an update): still triggered once', async () => {
+    const { client, ns } = await setup();
+    const op = await operator(ns);
+    const w = await writes(client, ns);
+    await createApp(client, ns);
+    await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 2' } });
+    // Within the debounce window: what the webhook does on an update of a release that has neither our label
+    // nor a digest to carry over, the label and the digest of the data now (a: 2), which Flux never read.
+    const cm = await client.get(`${collectionPath(ConfigMaps, ns)}/cm`);
+    const rv = isObject(cm) && isObject(cm.metadata) ? cm.metadata.resourceVersion : undefined;
+    await eventually(() => op.caches.configMaps.get(ns, 'cm')?.resourceVersion === rv || undefined, {
+      what: 'the operator saw the change',
+    });
+    const digest = await op.caches.values.valuesDigest(ns, [
+      { kind: 'ConfigMap', name: 'cm', valuesKey: 'values.yaml', targetPath: '', optional: false },
+    ]);
+    await client.mergePatch(`${collectionPath(HelmReleases, ns)}/app`, {
+      metadata: { labels: { [Labels.managed]: 'true' }, annotations: { [Annotations.valuesDigest]: digest } },
+    });
+
+    const token = await eventually(() => requestedAt(client, ns, 'app'), {
+      timeoutMs: DEBOUNCE_MS + 5000,
+      what: 'requestedAt',
+    });
+    await sleep(DEBOUNCE_MS + 500);
+    await op.controller.whenIdle();
+    // The stamp (our admin patch) and the trigger; no second trigger.
+    expect(w.writes.filter((x) => x.requestedAt !== undefined)).toEqual([
+      { name: 'app', requestedAt: token },
+    ]);
+    expect(op.caches.createdUnstamped.size).toBe(0); // forgotten once the operator wrote
   });
 
   it('there before the operator started (its first list): stamped without a trigger; a later change triggers once', async () => {

@@ -30,6 +30,12 @@ export class FakeClock implements Clock {
     this.timers.delete(handle as number);
   }
 
+  /** The wall clock steps back (NTP, a VM resumed); timers, monotonic in Node, still fire after their delay. */
+  stepBack(ms: number): void {
+    this.t -= ms;
+    for (const x of this.timers.values()) x.at -= ms;
+  }
+
   /** Number of timers waiting. */
   get pending(): number {
     return this.timers.size;

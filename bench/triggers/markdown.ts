@@ -15,6 +15,13 @@ const fmt = (v: unknown, unit = '') =>
     ? 'n/a'
     : `${typeof v === 'number' ? v.toLocaleString('en-US') : String(v)}${unit}`;
 
+/** The storm's settle time counted from its last change (the benchmark needs ~1.5 s to send 1,000 PATCHes). */
+function afterLast(r: Results): string {
+  const settle = at(r, 'storms.once.settleMs');
+  const issued = at(r, 'storms.once.issuedMs');
+  return typeof settle === 'number' && typeof issued === 'number' ? fmt(settle - issued, ' ms') : 'n/a';
+}
+
 /** [figure, value, target at 10,000, target at 50,000] */
 type Row = [string, string, string, string];
 
@@ -69,8 +76,8 @@ export function headlineRows(r: Results): Row[] {
     ],
     ['steady-state p50 above the floor', g('steadyState.p50AboveFloorMs'), '≤ 12 ms', '—'],
     [
-      'storm: 1,000 ConfigMaps at once → all triggered (queue empty); max writes per release',
-      `${g('storms.once.settleMs')} (${g('storms.once.queueEmptyMs')}); ${g('storms.once.maxWritesPerRelease', '')}`,
+      'storm: 1,000 ConfigMaps at once → all triggered, from the first change / from the last (queue empty); max writes per release',
+      `${g('storms.once.settleMs')} / ${afterLast(r)} (${g('storms.once.queueEmptyMs')}); ${g('storms.once.maxWritesPerRelease', '')}`,
       '≤ 15 s; 1',
       '—',
     ],

@@ -17,8 +17,11 @@ FROM ${NODE_IMAGE}
 # Raise --max-old-space-size with the container's memory limit for much larger clusters.
 # NODE_COMPILE_CACHE: a module Node reads from it needs no type stripping; one that is not there makes Node load
 # its WebAssembly TypeScript parser, which stays in memory (~25 MB of RSS). The cache is filled below.
+# MALLOC_ARENA_MAX=2: glibc keeps what a burst of large responses (LIST pages) freed in per-thread arenas and
+# rarely gives it back; two arenas measured 137 MB instead of 160 MB after a start at 10,000 releases
+# (bench/results/triggers-2026-12-02-01-05-16.md against -00-50-32.md).
 ENV NODE_ENV=production HOME=/tmp NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=256" \
-    NODE_COMPILE_CACHE=/app/.cache/node-compile
+    NODE_COMPILE_CACHE=/app/.cache/node-compile MALLOC_ARENA_MAX=2
 WORKDIR /app
 # Owned by root and not writable by the runtime user.
 COPY --from=deps /app/node_modules ./node_modules

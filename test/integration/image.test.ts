@@ -94,6 +94,7 @@ describe('the image', () => {
     expect(installedPackages(join(image.workdir, 'node_modules')).sort()).toEqual(production.sort());
     expect(image.entrypoint[0]).toBe('node');
     expect(image.env.NODE_OPTIONS).toMatch(/--max-old-space-size=\d+/);
+    expect(image.env.MALLOC_ARENA_MAX).toBe('2'); // glibc arenas: RSS after LIST bursts (Dockerfile)
   }, 600_000);
 
   it('starts its ENTRYPOINT with the image ENV as the operator ServiceAccount, until /readyz answers 200, and stops cleanly', async () => {

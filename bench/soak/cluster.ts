@@ -45,6 +45,10 @@ export class Replica {
   identity = '';
   webhookPort = 0;
   starts = 0;
+  /** Exits the harness did not ask for (leadership lost: the process ends by design), each restarted. */
+  unexpectedExits = 0;
+  private expectExit = false;
+  private closed = false;
   private readonly proxy: FreezableProxy;
   private readonly kubeconfig: string;
   private readonly certDir: string;
@@ -108,7 +112,18 @@ export class Replica {
         // not JSON
       }
     });
-    this.exited = new Promise((resolve) => child.on('exit', () => resolve()));
+    this.expectExit = false;
+    this.exited = new Promise((resolve) =>
+      child.on('exit', () => {
+        resolve();
+        if (this.expectExit || this.closed || this.child !== child) return;
+        // As a kubelet would: the container is restarted after a short back-off.
+        this.unexpectedExits++;
+        setTimeout(() => {
+          if (!this.closed && this.child === child) this.start().catch(() => undefined);
+        }, 1000);
+      }),
+    );
     // Ready: caches synced and the webhook serving.
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline && this.alive()) {
@@ -126,6 +141,7 @@ export class Replica {
   /** SIGKILL (dies holding its Lease) or SIGTERM (drains, releases it); resolves when it has exited. */
   async signal(sig: 'SIGKILL' | 'SIGTERM'): Promise<void> {
     if (!this.alive()) return;
+    this.expectExit = true;
     this.child?.kill(sig);
     await Promise.race([this.exited, sleep(30_000).then(() => this.child?.kill('SIGKILL'))]);
     await this.exited;
@@ -137,6 +153,7 @@ export class Replica {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.signal('SIGKILL');
     await this.proxy.close();
   }

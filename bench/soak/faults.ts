@@ -15,6 +15,9 @@ export const FAULTS = [
 ] as const;
 export type FaultKind = (typeof FAULTS)[number];
 
+/** The informer's staleAfterMs (src/kube/informer.ts) and a margin for the relist and the trigger. */
+export const FROZEN_NOTICED_MS = 120_000 + 15_000;
+
 export interface FaultRecord {
   kind: FaultKind;
   at: number;
@@ -34,17 +37,32 @@ export class FaultInjector {
     this.random = random;
   }
 
-  /** Injects faults until `until`, waiting a random interval of [minMs, maxMs] before each. */
-  async run(until: number, minMs: number, maxMs: number): Promise<void> {
+  /**
+   * Injects faults until `until`, waiting a random interval of [minMs, maxMs] before each. A frozen
+   * connection is noticed only when the watch has been silent for the informer's staleAfterMs (120 s; the
+   * watch cache is off, so no bookmarks keep a quiet watch talking): it is injected first, and later only
+   * while that much time is left before `settled`, so that what it delays can still be seen by the end.
+   */
+  async run(until: number, settled: number, minMs: number, maxMs: number): Promise<void> {
+    let first = true;
     for (;;) {
       const wait = minMs + this.random() * (maxMs - minMs);
       if (Date.now() + wait >= until) return;
       await sleep(wait);
-      await this.inject(this.next());
+      const freezeOk = Date.now() + FROZEN_NOTICED_MS < settled;
+      const kind = first && freezeOk ? 'frozen-connection' : this.next(freezeOk);
+      first = false;
+      await this.inject(kind);
     }
   }
 
-  private next(): FaultKind {
+  private next(freezeOk: boolean): FaultKind {
+    const kind = this.draw();
+    if (kind !== 'frozen-connection' || freezeOk) return kind;
+    return this.round.length > 0 ? this.draw() : 'apiserver-restart';
+  }
+
+  private draw(): FaultKind {
     if (this.round.length === 0) {
       this.round = [...FAULTS];
       for (let i = this.round.length - 1; i > 0; i--) {

@@ -20,7 +20,7 @@ import { ReleaseWatch } from './watch.ts';
 const USAGE = `Usage: npm run soak -- [--duration 30m] [--releases 500] [--seed N] [--rate 4]
 
   --duration D   the whole run after the control plane is up (s, m: 90s, 3m, 30m; default 30m): the set,
-                 the operators' start, changes and faults, then a settle wait of up to a sixth of it (≤ 60 s)
+                 the operators' start, changes and faults, then a settle wait of a sixth of it (30 s to 150 s)
   --releases N   releases in ${NAMESPACES} namespaces (default 500)
   --seed N       seed of the change and fault draws (default: the time)
   --rate N       changes per second (default 4)
@@ -90,7 +90,8 @@ async function main(o: Options): Promise<boolean> {
   const cluster = await startSoakCluster();
   const t0 = Date.now();
   const end = t0 + o.durationMs;
-  const settleMs = Math.min(60_000, o.durationMs / 6);
+  // Long enough for a frozen connection injected late in a long run to be noticed (faults.ts).
+  const settleMs = Math.min(150_000, Math.max(30_000, o.durationMs / 6));
   const oracle = new Oracle();
   const watch = new ReleaseWatch(cluster.client, oracle);
   const random = rng(o.seed);
@@ -115,7 +116,7 @@ async function main(o: Options): Promise<boolean> {
     const faultSpan = changesEnd - 15_000 - Date.now();
     await Promise.all([
       generator.run(o.rate, changesEnd),
-      faults.run(changesEnd - 15_000, Math.min(10_000, faultSpan / 20), Math.min(40_000, faultSpan / 9)),
+      faults.run(changesEnd - 15_000, end, Math.min(10_000, faultSpan / 20), Math.min(40_000, faultSpan / 9)),
     ]);
     const changesMs = Date.now() - generating;
     log(`changes done (${JSON.stringify(generator.counts)}); settling`);
@@ -172,6 +173,11 @@ async function main(o: Options): Promise<boolean> {
         ...detail(v),
       },
       watch: { ...watch.stats },
+      replicas: cluster.replicas.map((r) => ({
+        name: r.name,
+        starts: r.starts,
+        unexpectedExits: r.unexpectedExits,
+      })),
       passed: v.lost.length === 0 && v.spurious.length === 0 && unsettled === 0,
     };
   } finally {

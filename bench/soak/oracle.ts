@@ -9,9 +9,12 @@
 //   a higher resourceVersion, while the release exists;
 // - spurious: a trigger with no consumed change since the previous trigger (or the creation). Two cases are
 //   told apart rather than counted: the first trigger of a release created unstamped (the webhook was out;
-//   the operator may trigger it once), and "raced": the digest the operator had recorded differed from the
-//   data at the previous trigger (it caught up a change it had not yet seen when it wrote that trigger) —
-//   decided with the operator's own digest code under the soak's known key.
+//   the operator may trigger it once), and "raced": the digest the operator recorded with the previous
+//   trigger was not the data at that trigger's write (a change landed between its read and its write; the
+//   next trigger catches it up: redundant for Flux, which read after the write, but not knowable by the
+//   operator) — decided with the operator's own digest code under the soak's known key. A first trigger
+//   after a stamped creation whose stamp was not the data at the creation is spurious (the webhook stamped
+//   from a stale or incomplete cache).
 import type { ValuesReference } from '../../src/flux/helmrelease.ts';
 import { formatLinkDigests, MISSING_LINK } from '../../src/triggers/decide.ts';
 import type { SourceId } from '../../src/triggers/links.ts';
@@ -68,7 +71,7 @@ export interface Change {
 export interface Verdict {
   consumed: Change[];
   lost: Change[];
-  spurious: Trigger[];
+  spurious: (Trigger & { why: 'no-change' | 'stamp-not-the-data-at-creation' })[];
   raced: Trigger[];
   unstampedCreation: Trigger[];
   latenciesMs: number[];
@@ -252,13 +255,12 @@ export class Oracle {
         const since = changes.some((c) => c.rv > baseline && c.rv < t.rv);
         if (!since) {
           const at = this.digestsAt(life, baseline);
-          if (i === 0 && !life.stamped) v.unstampedCreation.push(t);
-          else if (
+          const lagged =
             t.before.valuesDigest !== at.valuesDigest ||
-            (life.links.length > 0 && (t.before.linkDigests ?? null) !== at.linkDigests)
-          )
-            v.raced.push(t);
-          else v.spurious.push(t);
+            (life.links.length > 0 && (t.before.linkDigests ?? null) !== at.linkDigests);
+          if (i === 0 && !life.stamped) v.unstampedCreation.push(t);
+          else if (i > 0 && lagged) v.raced.push(t);
+          else v.spurious.push({ ...t, why: lagged ? 'stamp-not-the-data-at-creation' : 'no-change' });
         }
         baseline = t.rv;
       }

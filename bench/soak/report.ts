@@ -28,6 +28,7 @@ export interface SoakResult {
     spuriousDetail: unknown[];
   };
   watch: Record<string, number>;
+  replicas: { name: string; starts: number; unexpectedExits: number }[];
   passed: boolean;
 }
 
@@ -45,7 +46,7 @@ export function detail(v: Verdict) {
     })),
     spuriousDetail: v.spurious
       .slice(0, 50)
-      .map((t) => ({ release: t.key, rv: t.rv, at: new Date(t.at).toISOString() })),
+      .map((t) => ({ release: t.key, rv: t.rv, at: new Date(t.at).toISOString(), why: t.why })),
   };
 }
 
@@ -99,6 +100,10 @@ Writes that failed: ${r.changes.failedWrites}; answers lost and read back: ${r.c
 ${rows(r.faults.byKind)}
 
 ${r.faults.log.map((f) => `- ${f.atS} s: ${f.kind} (${f.ms} ms)${f.detail ? ` — ${f.detail}` : ''}`).join('\n')}
+
+## Operator processes
+
+${r.replicas.map((p) => `- ${p.name}: started ${p.starts} times; exited unasked ${p.unexpectedExits} times (leadership lost ends the process; restarted after 1 s, as a kubelet would)`).join('\n')}
 
 ## The harness's release watch
 

@@ -8,8 +8,8 @@
 // - lost: a consumed change not followed by a trigger (or a resume: Flux reconciles a resumed release) with
 //   a higher resourceVersion, while the release exists;
 // - spurious: a trigger with no consumed change since the previous trigger (or the creation). Two cases are
-//   told apart rather than counted: the first trigger of a release created unstamped (the webhook was out;
-//   the operator may trigger it once), and "raced": the digest the operator recorded with the previous
+//   told apart rather than counted: the first trigger of a release created unstamped or labelled without a
+//   digest (the webhook was out, or its lookup failed: the operator triggers it once, by design), and "raced": the digest the operator recorded with the previous
 //   trigger was not the data at that trigger's write (a change landed between its read and its write; the
 //   next trigger catches it up: redundant for Flux, which read after the write, but not knowable by the
 //   operator) — decided with the operator's own digest code under the soak's known key. A first trigger
@@ -40,7 +40,7 @@ export interface ReleaseLife {
   links: SourceId[];
   createdRv: number;
   createdAt: number;
-  /** Carried our label when created (the webhook stamped it, or the harness did). */
+  /** Carried our label and digest when created (the webhook stamped it, or the harness did). */
   stamped: boolean;
   /** [suspend rv, resume rv or Infinity). */
   suspensions: { from: number; to: number }[];

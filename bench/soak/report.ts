@@ -75,7 +75,7 @@ export function markdown(r: SoakResult): string {
 | spurious (a trigger with no consumed change since the last one) | ${v.spurious} |
 | unsettled at the end (requests not handled, changes not covered) | ${v.unsettled} |
 | raced (caught up a change made just before its previous trigger's write; not spurious) | ${v.raced} |
-| first trigger of a release created unstamped (allowed) | ${v.unstampedCreationTriggers} |
+| first trigger of a release created unstamped or without a digest (allowed: the operator triggers those once) | ${v.unstampedCreationTriggers} |
 | triggers | ${v.triggers} |
 | operator writes to releases | ${v.operatorWrites} |
 | writes per consumed change | ${v.writesPerChange} |

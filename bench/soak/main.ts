@@ -125,7 +125,7 @@ async function main(o: Options): Promise<boolean> {
     const settleEnd = Math.max(end, Date.now() + 20_000);
     while (Date.now() < settleEnd && (oracle.uncovered() > 0 || watch.pending().length > 0))
       await sleep(2000);
-    await sleep(3000); // a late spurious trigger would show up here
+    await sleep(6000); // a late spurious trigger would show up here (the default debounce is 2 s)
     const v = oracle.verdict();
     const consumed = v.consumed.length;
     const unsettled = watch.pending().length;

@@ -166,6 +166,7 @@ async function main(o: Options): Promise<boolean> {
         writesPerChange: round(watch.stats.operatorWrites / Math.max(1, consumed), 3),
         triggersPerChange: round(oracle.triggers.length / Math.max(1, consumed), 3),
         coveredByResume: v.coveredByResume,
+        reverted: v.reverted,
         droppedByDelete: v.droppedByDelete,
         suspendedChanges: v.suspendedChanges,
         suspendedTriggeredAfterResume: v.suspendedTriggeredAfterResume,

@@ -6,7 +6,8 @@
 //   valuesKey, whole composition, optional, a required entry missing) — or, for an explicitly linked
 //   source, its data differs. Compared on the data itself, never on the operator's digest.
 // - lost: a consumed change not followed by a trigger (or a resume: Flux reconciles a resumed release) with
-//   a higher resourceVersion, while the release exists;
+//   a higher resourceVersion, while the release exists — unless it was undone within seconds, back to what
+//   Flux read at the last reconcile (nothing is due then: the operator compares states, not events);
 // - spurious: a trigger with no consumed change since the previous trigger (or the creation). Two cases are
 //   told apart rather than counted: the first trigger of a release created unstamped or labelled without a
 //   digest (the webhook was out, or its lookup failed: the operator triggers it once, by design), and "raced": the digest the operator recorded with the previous
@@ -22,6 +23,9 @@ import { parseSourceId } from '../../src/triggers/links.ts';
 import { objectDataDigest, valuesDigestOfBytes } from '../../src/values/digest.ts';
 import { fluxReads } from '../../src/values/reads.ts';
 import { BENCH_DIGEST_KEYS } from '../triggers/objects.ts';
+
+/** How soon an undone change must be undone to need no trigger (the 2 s debounce and a failover's margin). */
+export const REVERT_MS = 15_000;
 
 /** A ConfigMap's or Secret's data as the API returns it (a Secret's base64), or null: it does not exist. */
 export type SourceState = Record<string, string> | null;
@@ -76,6 +80,8 @@ export interface Verdict {
   unstampedCreation: Trigger[];
   latenciesMs: number[];
   coveredByResume: number;
+  /** Uncovered changes undone soon after: nothing was due (see reverted). */
+  reverted: number;
   droppedByDelete: number;
   suspendedChanges: number;
   suspendedTriggeredAfterResume: number;
@@ -218,6 +224,7 @@ export class Oracle {
       unstampedCreation: [],
       latenciesMs: [],
       coveredByResume: 0,
+      reverted: 0,
       droppedByDelete: 0,
       suspendedChanges: 0,
       suspendedTriggeredAfterResume: 0,
@@ -244,6 +251,8 @@ export class Oracle {
         } else if (life.deletedAt !== undefined) {
           c.droppedByDelete = true;
           v.droppedByDelete++;
+        } else if (this.reverted(life, c, changes, triggers)) {
+          v.reverted++;
         } else {
           const first = this.firstOperatorWrite.get(life);
           if (!life.stamped && (first === undefined || c.rv < first)) c.beforeBackfillOfUnstamped = true;
@@ -266,6 +275,25 @@ export class Oracle {
       }
     }
     return v;
+  }
+
+  /**
+   * An uncovered change undone soon after: what Flux reads is back to what it read at the release's last
+   * reconcile (trigger, resume or creation) within REVERT_MS of the change and stays so; the operator
+   * compares states, not events, so nothing is due (e.g. an optional ConfigMap created and deleted again
+   * within the debounce).
+   */
+  private reverted(life: ReleaseLife, c: Change, changes: Change[], triggers: Trigger[]): boolean {
+    const reconciled = Math.max(
+      life.createdRv,
+      ...triggers.filter((t) => t.rv < c.rv).map((t) => t.rv),
+      ...life.resumes.filter((rv) => rv < c.rv),
+    );
+    const last = changes.at(-1) as Change;
+    return (
+      last.at - c.at <= REVERT_MS &&
+      this.readsAt(life, Number.MAX_SAFE_INTEGER) === this.readsAt(life, reconciled)
+    );
   }
 
   /** Consumed changes not yet covered (for the settle wait). */

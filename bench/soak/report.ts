@@ -20,6 +20,7 @@ export interface SoakResult {
     writesPerChange: number;
     triggersPerChange: number;
     coveredByResume: number;
+    reverted: number;
     droppedByDelete: number;
     suspendedChanges: number;
     suspendedTriggeredAfterResume: number;
@@ -81,6 +82,7 @@ export function markdown(r: SoakResult): string {
 | writes per consumed change | ${v.writesPerChange} |
 | triggers per consumed change | ${v.triggersPerChange} |
 | changes covered by a resume | ${v.coveredByResume} |
+| changes undone within 15 s, back to the data of the last reconcile (nothing due) | ${v.reverted} |
 | changes dropped with their deleted release | ${v.droppedByDelete} |
 | changes while suspended (of them triggered after the resume) | ${v.suspendedChanges} (${v.suspendedTriggeredAfterResume}) |
 | latency change → trigger, ms (n / p50 / p90 / p99 / max) | ${v.latencyMs.n} / ${v.latencyMs.p50} / ${v.latencyMs.p90} / ${v.latencyMs.p99} / ${v.latencyMs.max} |

@@ -73,6 +73,18 @@ describe('soak oracle', () => {
     expect(o.verdict().lost.map((c) => [c.source, c.rv])).toEqual([[OPT, 30]]);
   });
 
+  it('a change undone within seconds, back to what Flux last read, needs no trigger; undone later, it was lost', () => {
+    const soon = world();
+    soon.source(OPT, 20, 1000, data('x'));
+    soon.source(OPT, 21, 3000, null);
+    expect([soon.verdict().lost.length, soon.verdict().reverted]).toEqual([0, 2]);
+    const late = world();
+    late.source(OPT, 20, 1000, data('x'));
+    late.source(OPT, 21, 60_000, null);
+    // The first change went untriggered for a minute: lost. The one that undid it needed nothing.
+    expect(late.verdict().lost.map((c) => c.rv)).toEqual([20]);
+  });
+
   it('a change while suspended is covered by the resume (Flux reconciles the new generation)', () => {
     const o = world();
     o.suspended('ns/app', 15);

@@ -103,13 +103,25 @@ export class ControlPlane {
     await waitReady(this.kubeconfigPath, fresh);
   }
 
+  /** Stops etcd (only): the API server loses its storage until startEtcd. */
+  async stopEtcd(): Promise<void> {
+    await stopProc(this.proc('etcd'));
+  }
+
+  /** Starts etcd again with the same flags and data directory and waits until it is healthy. */
+  async startEtcd(): Promise<void> {
+    const p = this.proc('etcd');
+    const fresh = startTethered(p.name, p.args, this.dir);
+    this.procs[this.procs.indexOf(p)] = fresh;
+    await waitHttp(`${this.etcdUrl}/health`, fresh, 30_000);
+  }
+
   private proc(name: string): Proc {
     const p = this.procs.find((x) => x.name === name);
     if (!p) throw new Error(`no process ${name}`);
     return p;
   }
 
-  /** Compacts etcd at its current revision (through etcd's JSON gateway): older resourceVersions expire. */
   /**
    * Compacts etcd (through its JSON gateway) at `revision`, default its current one: older resourceVersions
    * expire, and a watch resumed from one of them answers 410.

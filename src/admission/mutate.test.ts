@@ -201,6 +201,18 @@ describe('mutate: the stamp', () => {
     expect(d.reason).toBe('unmanaged');
   });
 
+  it('a changed spec whose lookup fails keeps the stored digest, not none (soak finding)', () => {
+    const old = hr({ labels: { [MANAGED]: 'true' }, annotations: { [DIGEST]: D2 } });
+    const object = hr({ labels: { [MANAGED]: 'true' }, spec: { ...spec(), suspend: true } });
+    const req = request({ operation: 'UPDATE', object, oldObject: old });
+    const d = mutate(req, FAILED);
+    expect(d.reason).toBe('stamped:lookup-failed-kept');
+    expect(d.warnings[0]).toContain('kept as it was');
+    expect(meta(applyPatch(object, d.patch)).annotations).toEqual({ [DIGEST]: D2 });
+    // The lookup, when it answers, still records the current digest.
+    expect(meta(applyPatch(object, mutate(req, OK).patch)).annotations).toEqual({ [DIGEST]: D1 });
+  });
+
   it('an unmanaged release without our keys gets no patch', () => {
     expect(mutate(request({ object: hr({ spec: spec([]) }) }), undefined).patch).toEqual([]);
   });

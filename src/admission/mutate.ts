@@ -21,7 +21,11 @@ export interface DigestNeed {
 export type DigestSource =
   | { from: 'none' }
   | { from: 'incoming' | 'carried'; digest: string }
-  | { from: 'lookup'; need: DigestNeed };
+  /**
+   * Look up the current digest. `fallback`: the digest stored before a spec change, kept when the lookup
+   * fails (see digestSource).
+   */
+  | { from: 'lookup'; need: DigestNeed; fallback?: string };
 
 export type Plan =
   | { action: 'skip'; reason: string }
@@ -115,15 +119,18 @@ function digestSource(
   if (req.operation !== 'UPDATE') return lookup;
   const old = isObject(req.oldObject) ? req.oldObject : {};
   const oldSpec = isObject(old.spec) ? old.spec : {};
-  // A changed spec makes Flux reconcile with the current data: record the current digest.
-  if (!jsonEqual(spec, oldSpec)) return lookup;
+  const carried = stringMap(isObject(old.metadata) ? old.metadata.annotations : undefined)[
+    Annotations.valuesDigest
+  ];
+  // A changed spec makes Flux reconcile with the current data: record the current digest. Should the lookup
+  // fail, keep the stored one rather than none: the reconciler then triggers only if the data differs from
+  // it, whereas no digest makes it trigger once whatever the data (found by the soak: a suspend admitted
+  // while etcd restarted cost a reconcile of unchanged data).
+  if (!jsonEqual(spec, oldSpec)) return carried ? { ...lookup, fallback: carried } : lookup;
   // Unchanged spec: the recorded digest is the trigger's state. Keep what the writer sent (the operator
   // itself updates it), else what was stored (an applier dropped it).
   const incoming = annotations[Annotations.valuesDigest];
   if (incoming) return { from: 'incoming', digest: incoming };
-  const carried = stringMap(isObject(old.metadata) ? old.metadata.annotations : undefined)[
-    Annotations.valuesDigest
-  ];
   if (carried) return { from: 'carried', digest: carried };
   return lookup;
 }
@@ -157,8 +164,11 @@ export function decideAdmission(plan: Plan, outcome: DigestOutcome | undefined):
     if (outcome?.ok) digest = outcome.digest;
     else {
       const why = (outcome?.error ?? 'lookup not run').slice(0, MAX_ERROR_IN_WARNING);
+      digest = source.fallback;
       warnings.push(
-        `${Annotations.valuesDigest} not recorded (values lookup failed: ${why}); the reconciler will record it and request one reconcile`,
+        digest
+          ? `${Annotations.valuesDigest} kept as it was (values lookup failed: ${why}); the reconciler will request a reconcile if the data differs from it`
+          : `${Annotations.valuesDigest} not recorded (values lookup failed: ${why}); the reconciler will record it and request one reconcile`,
       );
     }
   }
@@ -167,11 +177,14 @@ export function decideAdmission(plan: Plan, outcome: DigestOutcome | undefined):
     ...mapPatch(plan.metadata, 'labels', stamp.labels),
     ...mapPatch(plan.metadata, 'annotations', { ...plan.carried, ...stamp.annotations }),
   ];
-  const reason =
-    source.from === 'none'
-      ? 'unmanaged'
-      : `stamped:${source.from === 'lookup' && !digest ? 'lookup-failed' : source.from}`;
+  const reason = source.from === 'none' ? 'unmanaged' : `stamped:${stampReason(source, outcome)}`;
   return { allowed: true, patch, warnings, reason };
+}
+
+/** lookup, lookup-failed (no digest), lookup-failed-kept (the stored one kept), incoming or carried. */
+function stampReason(source: Exclude<DigestSource, { from: 'none' }>, outcome: DigestOutcome | undefined) {
+  if (source.from !== 'lookup' || outcome?.ok) return source.from;
+  return source.fallback ? 'lookup-failed-kept' : 'lookup-failed';
 }
 
 /** The whole decision for one request, given the lookup's outcome: mutate(review, lookup result). */

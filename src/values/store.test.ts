@@ -78,11 +78,26 @@ const ref = (kind: ValuesSourceKind, name: string, valuesKey = 'values.yaml'): V
 });
 
 describe('ValuesStore', () => {
-  it('answers an object the metadata cache does not know as missing, without an API call', async () => {
+  it('asks the API about an object the metadata cache does not know: missing when it is', async () => {
     const w = new World();
     const refs = [ref('ConfigMap', 'absent')];
     expect(await w.store().valuesDigest('ns', refs)).toBe(w.expected(refs));
-    expect(w.gets).toEqual([]);
+    expect(w.gets).toEqual(['ConfigMap/ns/absent']);
+  });
+
+  it('reads an object created moments before, which the metadata cache does not know yet (soak finding)', async () => {
+    const w = new World();
+    const s = w.store();
+    const refs = [ref('ConfigMap', 'fresh')];
+    const absent = await s.valuesDigest('ns', refs);
+    w.put('ConfigMap', 'fresh', { 'values.yaml': 'a: 1' }, {}, false);
+    const fresh = await s.valuesDigest('ns', refs);
+    expect(fresh).toBe(w.expected(refs));
+    expect(fresh).not.toBe(absent);
+    // Once the metadata cache knows it at that version, the fetched digests serve it without another GET.
+    w.meta.set('ConfigMap/ns/fresh', w.objects.get('ConfigMap/ns/fresh')?.resourceVersion as string);
+    expect(await s.valuesDigest('ns', refs)).toBe(fresh);
+    expect(w.gets).toEqual(['ConfigMap/ns/fresh', 'ConfigMap/ns/fresh']);
   });
 
   it('fetches once per resourceVersion and serves repeats from the cache', async () => {
@@ -260,11 +275,13 @@ describe('ValuesStore: digests in the format they were stored in (migration, rot
     const v1 = legacyValuesDigest(refs, bytesOf(w));
     expect(await s.valuesDigestAsStored('ns', refs, v1)).toBe(v1);
     expect(await s.valuesDigestAsStored('ns', refs, v1)).toBe(v1);
-    expect(w.gets).toEqual(['ConfigMap/ns/cm', 'ConfigMap/ns/cm']);
+    // The missing Secret is asked about too: the metadata cache not knowing it does not prove it is gone.
+    expect(w.gets).toEqual(['ConfigMap/ns/cm', 'Secret/ns/gone', 'ConfigMap/ns/cm', 'Secret/ns/gone']);
     expect(s.stats.olderFormat).toBe(2);
-    // The fetch also filled the current-format cache: no GET for the current digest.
+    // The fetch also filled the current-format cache: no GET for the ConfigMap (the absent Secret is asked
+    // about again: absence is never cached).
     expect(await s.valuesDigest('ns', refs)).toBe(w.expected(refs));
-    expect(w.gets).toHaveLength(2);
+    expect(w.gets.slice(4)).toEqual(['Secret/ns/gone']);
   });
 
   it('answers a stored v1 digest of older data with the v1 digest of the data now', async () => {

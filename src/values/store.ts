@@ -3,8 +3,10 @@
 // asks about, and only when the cached copy's resourceVersion differs from the metadata cache's. Of the
 // fetched data only a keyed digest per consumed key is kept (src/values/digest.ts), never the bytes, so
 // memory follows the number of references, not their size (Helm's release Secrets are ~1 MB). Concurrent
-// fetches of one object version are shared, and an object the metadata cache does not know is answered as
-// missing without an API call (its ADDED event re-enqueues whoever consumes it).
+// fetches of one object version are shared. An object the metadata cache does not know (yet) is fetched
+// too: it may have been created moments before (a release applied together with its ConfigMap), and
+// answering "missing" from a lagging cache stamped or recorded a digest of data nobody reads — found by the
+// soak (bench/soak): the next reconcile saw the object and triggered a release whose data never changed.
 import type { ValuesReference, ValuesSourceKind } from '../flux/helmrelease.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import { ConfigMaps, collectionPath, objectPath, Secrets } from '../kube/resources.ts';
@@ -67,7 +69,7 @@ export interface ValuesStoreStats {
   /** LIST pages read by prefetch(). */
   lists: number;
   hits: number;
-  /** Lookups answered "missing" from the metadata cache alone. */
+  /** Lookups of objects the metadata cache did not know: fetched (a GET), not answered "missing". */
   missingFromMetadata: number;
   /** Digests computed in an older format (v1, or v2 under the previous key) to compare with a stored one. */
   olderFormat: number;
@@ -285,18 +287,22 @@ export class ValuesStore implements ValuesLookup {
     signal?: AbortSignal,
   ): Promise<Entry | null> {
     const key = this.keysNow().current;
-    const meta = this.o.sources[kind].get(namespace, name);
-    if (!meta) {
-      this.stats.missingFromMetadata++;
-      return null;
-    }
+    const metaRv = this.metaRv(kind, namespace, name);
     const cached = this.entries.get(objectKey(kind, namespace, name));
-    if (cached && isCurrent(cached, meta.resourceVersion) && covers(cached, want)) {
+    if (metaRv !== UNKNOWN && cached && isCurrent(cached, metaRv) && covers(cached, want)) {
       this.stats.hits++;
       return cached.rv === '' ? null : cached;
     }
-    const object = await abortable(this.flight(kind, namespace, name, meta.resourceVersion), signal);
-    return this.remember({ kind, namespace, name }, meta.resourceVersion, object, want, key);
+    const object = await abortable(this.flight(kind, namespace, name, metaRv), signal);
+    return this.remember({ kind, namespace, name }, metaRv, object, want, key);
+  }
+
+  /** The metadata cache's resourceVersion of an object, or UNKNOWN (counted) when it does not know it. */
+  private metaRv(kind: ValuesSourceKind, namespace: string, name: string): string {
+    const meta = this.o.sources[kind].get(namespace, name);
+    if (meta) return meta.resourceVersion;
+    this.stats.missingFromMetadata++;
+    return UNKNOWN;
   }
 
   /**
@@ -311,13 +317,9 @@ export class ValuesStore implements ValuesLookup {
     signal?: AbortSignal,
   ): Promise<SourceData | null> {
     const key = this.keysNow().current;
-    const meta = this.o.sources[kind].get(namespace, name);
-    if (!meta) {
-      this.stats.missingFromMetadata++;
-      return null;
-    }
-    const object = await abortable(this.flight(kind, namespace, name, meta.resourceVersion), signal);
-    this.remember({ kind, namespace, name }, meta.resourceVersion, object, { keys, dataDigest: false }, key);
+    const metaRv = this.metaRv(kind, namespace, name);
+    const object = await abortable(this.flight(kind, namespace, name, metaRv), signal);
+    this.remember({ kind, namespace, name }, metaRv, object, { keys, dataDigest: false }, key);
     return object;
   }
 
@@ -379,6 +381,12 @@ export class ValuesStore implements ValuesLookup {
     return entry;
   }
 }
+
+/**
+ * The metadata resourceVersion of an object the metadata cache does not know: never a real one, so what is
+ * fetched under it is never taken for current once the cache knows the object (it is fetched again then).
+ */
+const UNKNOWN = '';
 
 /** Objects in the first LIST page: small, since nothing is known yet about their size. */
 const FIRST_PAGE = 10;

@@ -71,8 +71,27 @@ describe('shared caches and values store', () => {
     expect(await caches.values.valuesDigest(ns, refs)).toBe(
       expected(ns, refs, { 'ConfigMap/cm': { 'values.yaml': 'a: 1', other: 'o' } }),
     );
-    expect(caches.values.stats.fetches).toBe(1);
-    expect(caches.values.size).toBe(1);
+    // The absent Secret is asked about (the metadata cache not knowing it does not prove it is gone).
+    expect(caches.values.stats.fetches).toBe(2);
+    expect(caches.values.size).toBe(2);
+  });
+
+  it('read an object created moments before, which the metadata cache does not know yet (soak finding d)', async () => {
+    // The soak created a ConfigMap and at once a release consuming it: the webhook's store answered "missing"
+    // from its metadata cache, stamped that digest, and the reconciler (which knew the ConfigMap by then)
+    // triggered a release whose data never changed. A lookup right after the create must see the object.
+    const client = await newClient();
+    const ns = await createNamespace(client, 'trg-store');
+    const caches = await startCaches({ client, namespaces: [ns] });
+    for (let i = 0; i < 20; i++) {
+      const refs = [ref('ConfigMap', `fresh-${i}`)];
+      const data = { 'values.yaml': `n: ${i}` };
+      await client.create(collectionPath(ConfigMaps, ns), { metadata: { name: `fresh-${i}` }, data });
+      expect(await caches.values.valuesDigest(ns, refs)).toBe(
+        expected(ns, refs, { [`ConfigMap/fresh-${i}`]: data }),
+      );
+    }
+    expect(caches.values.stats.missingFromMetadata).toBeGreaterThan(0);
   });
 
   it('see a data change through the watch and fetch the new version once', async () => {

@@ -1,10 +1,11 @@
-// The webhook under disruption: certificate rotation while admissions flow, and a stopped webhook.
+// The webhook under disruption: certificate rotation while admissions flow, a stopped webhook, and values
+// lookups that fail (the API server lost etcd).
 
 import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { collectionPath, HelmReleases } from '../../src/kube/resources.ts';
+import { collectionPath, HelmReleases, objectPath } from '../../src/kube/resources.ts';
 import { Annotations, Labels } from '../../src/names.ts';
 import { array } from '../../src/util/narrow.ts';
 import { eventually } from '../support/cluster.ts';
@@ -13,6 +14,7 @@ import {
   annotationsOf,
   apiserverMetrics,
   createConfigMap,
+  expectedDigest,
   labelsOf,
   metricSum,
   startWebhookFixture,
@@ -148,5 +150,34 @@ describe('webhook disruption', () => {
       },
     );
     expect(failOpen).toBeGreaterThan(0);
+  });
+
+  it('a spec change admitted while the values lookup fails keeps the stored digest (soak finding)', async () => {
+    // The soak suspended a release while etcd restarted: the lookup timed out and the digest was removed, so
+    // the reconciler triggered a release whose data had not changed. The stored digest is kept instead.
+    let failing = false;
+    let caches: WebhookFixture['caches'] | undefined;
+    const f = await startWebhookFixture({
+      lookup: {
+        hasSynced: () => caches?.values.hasSynced() ?? false,
+        valuesDigest: (namespace, refs, signal) =>
+          failing
+            ? Promise.reject(new Error('etcd is restarting'))
+            : (caches as WebhookFixture['caches']).values.valuesDigest(namespace, refs, signal),
+      },
+    });
+    caches = f.caches;
+    fixtures.push(f);
+    const ns = await f.namespace();
+    await createConfigMap(f.client, ns, 'values', { 'values.yaml': 'a: 1' });
+    const stored = expectedDigest(ns, VALUES_FROM, { values: { 'values.yaml': 'a: 1' } });
+    const created = await f.client.create(collectionPath(HelmReleases, ns), helmRelease('app', VALUES_FROM));
+    expect(annotationsOf(created)[Annotations.valuesDigest]).toBe(stored);
+    failing = true;
+    const suspended = await f.client.mergePatch(objectPath(HelmReleases, ns, 'app'), {
+      spec: { suspend: true },
+    });
+    expect(labelsOf(suspended)[Labels.managed]).toBe('true');
+    expect(annotationsOf(suspended)[Annotations.valuesDigest]).toBe(stored);
   });
 });

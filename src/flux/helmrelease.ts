@@ -62,6 +62,8 @@ export interface ObjectMeta {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   deletionTimestamp?: string;
+  /** metadata.creationTimestamp in ms (whole seconds), when set. */
+  createdAtMs?: number;
 }
 
 export interface HelmRelease {
@@ -81,6 +83,7 @@ export function parseObjectMeta(raw: unknown): Parsed<ObjectMeta> {
   const name = str(raw.name);
   if (!name) return { ok: false, error: 'metadata.name is missing' };
   const deletionTimestamp = str(raw.deletionTimestamp);
+  const createdAtMs = Date.parse(str(raw.creationTimestamp) ?? '');
   return {
     ok: true,
     value: {
@@ -92,6 +95,7 @@ export function parseObjectMeta(raw: unknown): Parsed<ObjectMeta> {
       labels: stringMap(raw.labels),
       annotations: stringMap(raw.annotations),
       ...(deletionTimestamp ? { deletionTimestamp } : {}),
+      ...(Number.isFinite(createdAtMs) ? { createdAtMs } : {}),
     },
   };
 }

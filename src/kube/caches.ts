@@ -165,7 +165,7 @@ export function createCaches(o: CachesOptions): OperatorCaches {
   // An add after the first list is a release created while the operator runs (or during a watch gap, seen by
   // a relist); one of the first list may be older than the webhook. A new uid under the same name is a
   // release deleted and created again while no watch was open.
-  const createdUnstamped = new UnstampedCreations();
+  const createdUnstamped = new UnstampedCreations(undefined, () => o.digestKeys()?.since);
   helmReleases.on({
     add: (c) => {
       if (helmReleases.hasSynced()) createdUnstamped.created(c.value);

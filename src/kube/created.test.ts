@@ -5,7 +5,7 @@ import { UnstampedCreations } from './created.ts';
 
 function release(
   uid: string,
-  o: { stamped?: boolean; valuesFrom?: boolean; optedOut?: boolean } = {},
+  o: { stamped?: boolean; valuesFrom?: boolean; optedOut?: boolean; createdAtMs?: number } = {},
 ): HelmRelease {
   return {
     metadata: {
@@ -16,6 +16,7 @@ function release(
       generation: 1,
       labels: o.stamped ? { [Labels.managed]: 'true' } : {},
       annotations: o.optedOut ? { [Annotations.ignore]: 'true' } : {},
+      ...(o.createdAtMs === undefined ? {} : { createdAtMs: o.createdAtMs }),
     },
     suspend: false,
     valuesFrom:
@@ -64,5 +65,18 @@ describe('unstamped creations', () => {
     for (const uid of ['a', 'b', 'c']) c.created(release(uid));
     expect(c.size).toBe(2);
     expect(['a', 'b', 'c'].map((uid) => c.has(release(uid)))).toEqual([false, true, true]);
+  });
+
+  it('owes a trigger to an unstamped release created after the installation, seen live or not', () => {
+    const installed = Date.parse('2026-12-01T00:00:00Z');
+    const c = new UnstampedCreations(10, () => installed);
+    const later = installed + 1000;
+    expect(c.has(release('a', { createdAtMs: later }))).toBe(true); // first list, created while none ran
+    expect(c.has(release('b', { createdAtMs: installed - 1000 }))).toBe(false); // before: migration
+    expect(c.has(release('c', { createdAtMs: installed }))).toBe(false); // the same second: migration
+    expect(c.has(release('a', { createdAtMs: later, stamped: true }))).toBe(false); // stamped by us since
+    expect(c.has(release('a', { createdAtMs: later, optedOut: true }))).toBe(false);
+    expect(c.has(release('d'))).toBe(false); // no creation time
+    expect(new UnstampedCreations().has(release('a', { createdAtMs: later }))).toBe(false); // install unknown
   });
 });

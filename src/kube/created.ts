@@ -7,6 +7,11 @@
 // moment, which says nothing of what Flux read at creation. Forgotten too when deleted, opted out or
 // consuming nothing; bounded, the oldest forgotten first (a forgotten one gets the old behaviour: a silent
 // backfill).
+//
+// A release created while no replica ran (a rollout that replaced every pod, a node lost) is not seen live: it
+// is in the next start's first list. It is told from the migration case by its creation time: created after
+// the operator's installation (the digest key Secret's creationTimestamp) and still without our stamp, it was
+// admitted while no webhook answered, since the webhook stamps every release it sees (found by the soak).
 import { isManaged } from '../admission/stamp.ts';
 import type { HelmRelease } from '../flux/helmrelease.ts';
 import { Labels } from '../names.ts';
@@ -22,9 +27,12 @@ export function isStamped(hr: HelmRelease): boolean {
 export class UnstampedCreations {
   private readonly uids = new Set<string>();
   private readonly max: number;
+  private readonly installedAt: () => number | undefined;
 
-  constructor(max = MAX_UNSTAMPED_CREATIONS) {
+  /** installedAt: when the operator was installed (ms), once known; default unknown. */
+  constructor(max = MAX_UNSTAMPED_CREATIONS, installedAt: () => number | undefined = () => undefined) {
     this.max = max;
+    this.installedAt = installedAt;
   }
 
   /** A release created while the operator runs: remembered when it is ours (values, no opt-out) and unstamped. */
@@ -52,9 +60,18 @@ export class UnstampedCreations {
     this.uids.delete(hr.metadata.uid);
   }
 
-  /** True when the release was seen created unstamped and the operator has not written for it since. */
+  /**
+   * True when the release was seen created unstamped and the operator has not written for it since, or
+   * when it is still unstamped and was created after the installation (while no replica ran).
+   */
   has(hr: HelmRelease): boolean {
-    return this.uids.has(hr.metadata.uid);
+    return this.uids.has(hr.metadata.uid) || this.createdSinceInstall(hr);
+  }
+
+  private createdSinceInstall(hr: HelmRelease): boolean {
+    const since = this.installedAt();
+    const created = hr.metadata.createdAtMs;
+    return since !== undefined && created !== undefined && created > since && !isStamped(hr) && isManaged(hr);
   }
 
   get size(): number {

@@ -40,6 +40,11 @@ export interface DigestKey {
 export interface DigestKeys {
   current: DigestKey;
   previous?: DigestKey;
+  /**
+   * When the key Secret was created (ms): the operator's installation. A release created later without our
+   * stamp was admitted while no webhook answered (src/kube/created.ts).
+   */
+  since?: number;
 }
 
 /** Bytes of a digest key: 256 random bits. */

@@ -23,6 +23,14 @@ describe('parseDigestKeySecret', () => {
     expect(keys.current.id).toBe(digestKey(Buffer.alloc(32, 1)).id);
     expect(keys.previous?.id).toBe(expected === 'current' ? undefined : digestKey(Buffer.alloc(32, 2)).id);
   });
+
+  it("reads the installation time from the Secret's creationTimestamp (none when absent or malformed)", () => {
+    const at = (creationTimestamp?: string) =>
+      parseDigestKeySecret({ metadata: { creationTimestamp }, data: { current: b64(32, 1) } }).since;
+    expect(at('2026-12-01T10:00:00Z')).toBe(Date.parse('2026-12-01T10:00:00Z'));
+    expect(at(undefined)).toBeUndefined();
+    expect(at('yesterday')).toBeUndefined();
+  });
 });
 
 describe('DigestKeyLoader', () => {

@@ -24,7 +24,13 @@ export function parseDigestKeySecret(raw: unknown): DigestKeys {
   const current = bytes('current');
   if (!current) throw new Error(`Secret ${DIGEST_KEY_SECRET} has no data.current`);
   const previous = bytes('previous');
-  return { current: digestKey(current), ...(previous ? { previous: digestKey(previous) } : {}) };
+  const created = isObject(raw) && isObject(raw.metadata) ? str(raw.metadata.creationTimestamp) : undefined;
+  const since = created === undefined ? Number.NaN : Date.parse(created);
+  return {
+    current: digestKey(current),
+    ...(previous ? { previous: digestKey(previous) } : {}),
+    ...(Number.isFinite(since) ? { since } : {}),
+  };
 }
 
 /**

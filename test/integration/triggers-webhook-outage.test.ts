@@ -37,9 +37,12 @@ async function setup() {
   return { client, ns };
 }
 
-async function operator(ns: string) {
+/** installedAt: when the operator was installed (the digest key Secret's creation); default unknown. */
+async function operator(ns: string, installedAt?: number) {
   const asOperator = await operatorClient();
-  const op = await startOperator(asOperator, [ns], { debounce: DEBOUNCE_MS }, testDigestKeys);
+  const keys =
+    installedAt === undefined ? testDigestKeys : () => ({ ...testDigestKeys(), since: installedAt });
+  const op = await startOperator(asOperator, [ns], { debounce: DEBOUNCE_MS }, keys);
   cleanups.push(async () => {
     await op.stop();
     asOperator.close();
@@ -158,5 +161,37 @@ describe('a release admitted while the webhook is down', () => {
     });
     await op.controller.whenIdle();
     expect(w.writes.filter((x) => x.requestedAt !== undefined)).toHaveLength(1);
+  });
+
+  it('created while no replica ran, after the installation, its key changed before the start: triggered once at the start', async () => {
+    const { client, ns } = await setup();
+    const installedAt = Date.now() - 60_000; // the digest key Secret is a minute old
+    await createApp(client, ns); // every replica down: admitted unstamped
+    await patchConfigMap(client, ns, 'cm', { data: { 'values.yaml': 'a: 2' } }); // Flux may have read a: 1
+    const w = await writes(client, ns);
+    const op = await operator(ns, installedAt);
+    const token = await eventually(() => requestedAt(client, ns, 'app'), {
+      timeoutMs: DEBOUNCE_MS + 8000,
+      what: 'requestedAt',
+    });
+    await sleep(DEBOUNCE_MS + 500);
+    await op.controller.whenIdle();
+    expect(w.writes).toEqual([{ name: 'app', requestedAt: token }]); // trigger and stamp in one write
+  });
+
+  it('created before the installation (the migration case) with the installation time known: stamped, not triggered', async () => {
+    const { client, ns } = await setup();
+    await createApp(client, ns);
+    const w = await writes(client, ns);
+    const op = await operator(ns, Date.now() + 60_000); // installed after the release existed
+    await eventually(
+      async () => (await releaseMeta(client, ns, 'app')).labels[Labels.managed] === 'true' || undefined,
+      {
+        what: 'app stamped',
+      },
+    );
+    await sleep(DEBOUNCE_MS + 500);
+    await op.controller.whenIdle();
+    expect(w.writes).toEqual([{ name: 'app', requestedAt: undefined }]);
   });
 });

@@ -261,11 +261,21 @@ describe('mutate: UPDATE keeps the previous digest while the spec is unchanged',
     expect(meta(patched(req, OK)).annotations).toEqual({ [DIGEST]: D1 });
   });
 
-  it('no digest anywhere: looked up', () => {
-    const req = request({ operation: 'UPDATE', object: hr(), oldObject: hr() });
-    expect(mutate(req, OK).reason).toBe('stamped:lookup');
-    expect(meta(patched(req, OK)).annotations).toEqual({ [DIGEST]: D1 });
-  });
+  it.each([
+    ['admitted unstamped (webhook outage)', hr()],
+    ['labelled, its lookup failed at creation', hr({ labels: { [MANAGED]: 'true' } })],
+  ])(
+    'no digest anywhere, spec unchanged (%s): the label only, no lookup (the reconciler triggers once)',
+    (_, old) => {
+      const req = request({ operation: 'UPDATE', object: hr(), oldObject: old });
+      expect(digestNeed(planAdmission(req))).toBeUndefined();
+      const d = mutate(req, OK);
+      expect(d.reason).toBe('stamped:unknown');
+      const after = meta(applyPatch(hr(), d.patch));
+      expect(after.labels).toEqual({ [MANAGED]: 'true' });
+      expect((after.annotations as JsonObject | undefined)?.[DIGEST]).toBeUndefined();
+    },
+  );
 });
 
 // Random HelmRelease-ish objects: our keys present or not, other keys, maps absent, valuesFrom varied.

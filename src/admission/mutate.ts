@@ -20,6 +20,11 @@ export interface DigestNeed {
 /** Where the recorded digest comes from. */
 export type DigestSource =
   | { from: 'none' }
+  /**
+   * Managed, but which data Flux read is unknown (an unchanged spec that carries no digest): the label
+   * without a digest, which the reconciler answers with one trigger (src/triggers/decide.ts).
+   */
+  | { from: 'unknown' }
   | { from: 'incoming' | 'carried'; digest: string }
   /**
    * Look up the current digest. `fallback`: the digest stored before a spec change, kept when the lookup
@@ -132,7 +137,11 @@ function digestSource(
   const incoming = annotations[Annotations.valuesDigest];
   if (incoming) return { from: 'incoming', digest: incoming };
   if (carried) return { from: 'carried', digest: carried };
-  return lookup;
+  // No digest anywhere and the spec unchanged: admitted without one (a webhook outage, a failed lookup, an
+  // opt-in). Flux reconciled it with data of some earlier moment, not of now: recording today's digest would
+  // hide a change made since (found by the soak and its second reader). The label alone: the reconciler
+  // triggers it once and records the digest then.
+  return { from: 'unknown' };
 }
 
 /** Deep equality of JSON values: key order and prototypes do not matter, array order does. */
@@ -181,7 +190,7 @@ export function decideAdmission(plan: Plan, outcome: DigestOutcome | undefined):
   return { allowed: true, patch, warnings, reason };
 }
 
-/** lookup, lookup-failed (no digest), lookup-failed-kept (the stored one kept), incoming or carried. */
+/** lookup, lookup-failed (no digest), lookup-failed-kept (the stored one kept), incoming, carried or unknown. */
 function stampReason(source: Exclude<DigestSource, { from: 'none' }>, outcome: DigestOutcome | undefined) {
   if (source.from !== 'lookup' || outcome?.ok) return source.from;
   return source.fallback ? 'lookup-failed-kept' : 'lookup-failed';

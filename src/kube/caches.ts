@@ -146,6 +146,8 @@ export function createCaches(o: CachesOptions): OperatorCaches {
     ['Secret', secrets],
   ] as const) {
     informer.on({
+      // An add too: an entry fetched before the metadata cache knew the object is for an older version.
+      add: (obj) => values.invalidate(kind, obj.namespace, obj.name, obj.resourceVersion),
       update: (_old, obj) => values.invalidate(kind, obj.namespace, obj.name, obj.resourceVersion),
       delete: (obj) => values.invalidate(kind, obj.namespace, obj.name),
     });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HelmRelease } from '../flux/helmrelease.ts';
-import { Annotations, Labels } from '../names.ts';
+import { Annotations, Flux, Labels } from '../names.ts';
 import { UnstampedCreations } from './created.ts';
 
 function release(
@@ -78,5 +78,22 @@ describe('unstamped creations', () => {
     expect(c.has(release('a', { createdAtMs: later, optedOut: true }))).toBe(false);
     expect(c.has(release('d'))).toBe(false); // no creation time
     expect(new UnstampedCreations().has(release('a', { createdAtMs: later }))).toBe(false); // install unknown
+  });
+
+  it('owes nothing once the release carries a new reconcile request (a follower that saw the leader trigger it)', () => {
+    const c = new UnstampedCreations();
+    const hr = release('a');
+    c.created(hr); // every replica's caches see the creation
+    const triggered = {
+      ...hr,
+      metadata: {
+        ...hr.metadata,
+        labels: { [Labels.managed]: 'true' },
+        annotations: { [Flux.requestedAt]: '2026-12-02T01:00:00.000000001Z' },
+      },
+    };
+    expect(c.has(triggered)).toBe(false); // even before the update is seen
+    c.updated(triggered); // the leader's write, seen by this replica
+    expect(c.size).toBe(0);
   });
 });

@@ -14,7 +14,16 @@
 // admitted while no webhook answered, since the webhook stamps every release it sees (found by the soak).
 import { isManaged } from '../admission/stamp.ts';
 import type { HelmRelease } from '../flux/helmrelease.ts';
-import { Labels } from '../names.ts';
+import { Flux, Labels } from '../names.ts';
+
+/**
+ * Ours (values, no opt-out), still without our label, and created after the installation (`since`: the digest
+ * key Secret's creation, ms): admitted while no webhook answered. Pure: explain asks the same.
+ */
+export function createdUnstampedAfterInstall(hr: HelmRelease, since: number | undefined): boolean {
+  const created = hr.metadata.createdAtMs;
+  return since !== undefined && created !== undefined && created > since && !isStamped(hr) && isManaged(hr);
+}
 
 /** How many unstamped creations are remembered at most. */
 export const MAX_UNSTAMPED_CREATIONS = 10_000;
@@ -24,8 +33,12 @@ export function isStamped(hr: HelmRelease): boolean {
   return hr.metadata.labels[Labels.managed] === 'true';
 }
 
+/** The release's reconcile request: any new one makes Flux read data at least as new as its moment. */
+const requestOf = (hr: HelmRelease) => hr.metadata.annotations[Flux.requestedAt];
+
 export class UnstampedCreations {
-  private readonly uids = new Set<string>();
+  /** uid -> the requestedAt the release carried when seen created (the debt lasts until it changes). */
+  private readonly uids = new Map<string, string | undefined>();
   private readonly max: number;
   private readonly installedAt: () => number | undefined;
 
@@ -40,15 +53,21 @@ export class UnstampedCreations {
     const uid = hr.metadata.uid;
     if (!uid || isStamped(hr) || !isManaged(hr)) return;
     if (this.uids.size >= this.max) {
-      const oldest = this.uids.values().next().value;
+      const oldest = this.uids.keys().next().value;
       if (oldest !== undefined) this.uids.delete(oldest);
     }
-    this.uids.add(uid);
+    this.uids.set(uid, requestOf(hr));
   }
 
-  /** A release changed: forgotten once it is no longer ours (opted out, or consumes nothing). */
+  /**
+   * A release changed: forgotten once it is no longer ours (opted out, or consumes nothing), or once it
+   * carries a new reconcile request — whoever wrote it (the leader's trigger, seen by every replica; a user's
+   * `flux reconcile`), Flux then reads data at least as new, so a follower that takes over owes nothing.
+   */
   updated(hr: HelmRelease): void {
-    if (!isManaged(hr)) this.uids.delete(hr.metadata.uid);
+    const uid = hr.metadata.uid;
+    if (!this.uids.has(uid)) return;
+    if (!isManaged(hr) || requestOf(hr) !== this.uids.get(uid)) this.uids.delete(uid);
   }
 
   /** The operator wrote its trigger (or its stamp where Flux acts itself): nothing is owed any more. */
@@ -65,13 +84,13 @@ export class UnstampedCreations {
    * when it is still unstamped and was created after the installation (while no replica ran).
    */
   has(hr: HelmRelease): boolean {
-    return this.uids.has(hr.metadata.uid) || this.createdSinceInstall(hr);
+    const uid = hr.metadata.uid;
+    const owed = this.uids.has(uid) && requestOf(hr) === this.uids.get(uid);
+    return owed || this.createdSinceInstall(hr);
   }
 
   private createdSinceInstall(hr: HelmRelease): boolean {
-    const since = this.installedAt();
-    const created = hr.metadata.createdAtMs;
-    return since !== undefined && created !== undefined && created > since && !isStamped(hr) && isManaged(hr);
+    return createdUnstampedAfterInstall(hr, this.installedAt());
   }
 
   get size(): number {

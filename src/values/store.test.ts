@@ -81,8 +81,11 @@ describe('ValuesStore', () => {
   it('asks the API about an object the metadata cache does not know: missing when it is', async () => {
     const w = new World();
     const refs = [ref('ConfigMap', 'absent')];
-    expect(await w.store().valuesDigest('ns', refs)).toBe(w.expected(refs));
+    const s = w.store();
+    expect(await s.valuesDigest('ns', refs)).toBe(w.expected(refs));
     expect(w.gets).toEqual(['ConfigMap/ns/absent']);
+    // Nothing kept of it: names nobody created (a tenant's dry-runs) do not grow the store.
+    expect(s.size).toBe(0);
   });
 
   it('reads an object created moments before, which the metadata cache does not know yet (soak finding)', async () => {

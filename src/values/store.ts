@@ -364,6 +364,12 @@ export class ValuesStore implements ValuesLookup {
     key: DigestKey,
   ): Entry | null {
     const k = objectKey(source.kind, source.namespace, source.name);
+    // Absent, and unknown to the metadata cache too: nothing worth keeping (made-up names in admissions and
+    // dry-runs must not grow the store); the next lookup asks again.
+    if (!object && metaRv === UNKNOWN) {
+      this.entries.delete(k);
+      return null;
+    }
     const rv = object?.resourceVersion ?? '';
     let entry = this.entries.get(k);
     if (!entry || entry.rv !== rv) {

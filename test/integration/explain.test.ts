@@ -450,6 +450,8 @@ describe('explain on a real API server', () => {
   it('runs as `npx helmrelease-autopilot explain` (the package bin, Node 24 from the devDependency) with a kubeconfig, read-only', async () => {
     const f = await fixture();
     await configMap(f, 'values', { 'values.yaml': 'a: 1\n' });
+    // creationTimestamps count whole seconds: the release is created after the key Secret (the installation).
+    await new Promise((r) => setTimeout(r, 1100));
     await release(f, 'app', { valuesFrom: CM_VALUES });
     const before = JSON.stringify(await f.client.get(objectPath(HelmReleases, f.ns, 'app')));
     const { stdout } = await run(
@@ -467,10 +469,10 @@ describe('explain on a real API server', () => {
       { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 60_000 },
     );
     const e = JSON.parse(stdout) as Explanation;
-    // Admitted without the webhook here: the stamp would be backfilled without a reconcile.
-    expect(e.trigger).toMatchObject({ verdict: 'not-needed', action: 'backfill', reason: 'stamp' });
-    // explain cannot know whether the operator saw it created: it says what it assumes.
-    expect(e.trigger.assumes).toContain(CREATED_UNSTAMPED_ASSUMPTION);
+    // Admitted without the webhook here, after the installation: the operator triggers it once, as explain says
+    // (the key Secret's creation tells, so nothing is assumed).
+    expect(e.trigger).toMatchObject({ verdict: 'due', action: 'trigger', reason: 'created-unstamped' });
+    expect(e.trigger.assumes ?? []).not.toContain(CREATED_UNSTAMPED_ASSUMPTION);
     expect(JSON.stringify(await f.client.get(objectPath(HelmReleases, f.ns, 'app')))).toBe(before);
     const text = await run(
       'npx',
@@ -482,7 +484,7 @@ describe('explain on a real API server', () => {
       },
     );
     expect(text.stdout).toContain(`HelmRelease ${f.ns}/app`);
-    expect(text.stdout).toContain('Trigger:   NOT NEEDED — backfill: stamp');
+    expect(text.stdout).toContain('Trigger:   DUE — trigger: created-unstamped');
   });
 });
 

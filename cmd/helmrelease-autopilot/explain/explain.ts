@@ -208,9 +208,9 @@ function digestReport(hr: HelmRelease, g: Gathered | undefined): Explanation['di
   return out;
 }
 
-/** What explain assumes of a release without our stamp (src/kube/created.ts). */
+/** What explain assumes of a release without our stamp when the installation time is unknown (src/kube/created.ts). */
 export const CREATED_UNSTAMPED_ASSUMPTION =
-  'it predates the operator (one the operator sees created without our stamp while it runs, the webhook bypassed, is triggered once instead: created-unstamped)';
+  "it predates the operator's installation (the digest key Secret, whose creation tells, could not be read; one created later without our stamp, the webhook bypassed, is triggered once instead: created-unstamped)";
 
 function triggerReport(
   ctx: ExplainContext,
@@ -242,7 +242,9 @@ function triggerReport(
   }
   if (a.action === 'backfill') {
     // explain cannot know what the operator saw: a release it saw created unstamped is triggered once.
+    const installKnown = ctx.keys.read.state === 'found' && ctx.keys.read.value.since !== undefined;
     const unstamped =
+      !installKnown &&
       a.reason === 'stamp' &&
       g.input.valuesDigest !== undefined &&
       a.patch.metadata.labels?.[Labels.managed] === 'true';

@@ -4,6 +4,7 @@
 // own ValuesStore, so the digests are computed exactly as the reconciler computes them.
 import type { HelmRelease, ValuesSourceKind } from '../../../src/flux/helmrelease.ts';
 import { ApiError, type KubeClient } from '../../../src/kube/client.ts';
+import { createdUnstampedAfterInstall } from '../../../src/kube/created.ts';
 import { ConfigMaps, objectPath, type Resource, Secrets } from '../../../src/kube/resources.ts';
 import type { LabelMatcher } from '../../../src/kube/selector.ts';
 import type { TriggerReads } from '../../../src/triggers/gather.ts';
@@ -106,10 +107,11 @@ export class SourceReads {
 
   /** The cluster's digest keys, from their Secret in the operator's namespace (tenants may not read it). */
   async digestKeys(operatorNamespace: string): Promise<Read<DigestKeys>> {
-    const r = await this.read('Secret', operatorNamespace, DIGEST_KEY_SECRET);
+    // The whole object: its creationTimestamp is the installation time (createdUnstampedAfterInstall).
+    const r = await getObject(this.client, objectPath(Secrets, operatorNamespace, DIGEST_KEY_SECRET));
     if (r.state !== 'found') return r;
     try {
-      return { state: 'found', value: parseDigestKeySecret({ data: r.value.data }) };
+      return { state: 'found', value: parseDigestKeySecret(r.value) };
     } catch (err) {
       return { state: 'failed', message: errorMessage(err) };
     }
@@ -196,6 +198,9 @@ export async function snapshotReads(
     dataDigest: (kind, ns, n) => store.dataDigest(kind, ns, n),
     dataDigestAsStored: (kind, ns, n, stored) => store.dataDigestAsStored(kind, ns, n, stored),
     exists: (id) => known(id).state === 'found',
+    // What the reconciler's caches answer for a release created while no webhook answered (src/kube/created.ts).
+    createdUnstamped: (release) =>
+      keys.read.state === 'found' && createdUnstampedAfterInstall(release, keys.read.value.since),
     fluxWatched: (id) => {
       const r = known(id);
       return r.state === 'found' && fluxWatches !== undefined && fluxWatches(r.value.labels);

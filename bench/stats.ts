@@ -1,4 +1,5 @@
-// Shared by the benchmarks: percentiles of latency samples and a description of the machine.
+// Shared by the benchmarks: percentiles of latency samples, a description of the machine, its load, the commit.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 
@@ -34,4 +35,24 @@ export function machine() {
     memoryGB: round(totalmem() / 2 ** 30, 1),
     node: process.version,
   };
+}
+
+/** The machine's load now (`uptime`), for results files. */
+export const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
+
+/** The commit benchmarked, marked when the operator's code differs from it. */
+export function commit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'src', 'cmd', 'controller', 'webhook'],
+      {
+        encoding: 'utf8',
+      },
+    ).trim();
+    return dirty ? `${head} (with uncommitted changes)` : head;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -4,11 +4,10 @@
 // fault injector (faults.ts) at random intervals; an oracle (oracle.ts) that decides, offline at the end,
 // lost and spurious triggers from every change and every trigger. Writes bench/results/soak-<date>.{json,md}
 // and exits non-zero when anything was lost, spurious, or unsettled.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../../src/util/sleep.ts';
-import { machine, round, summary } from '../stats.ts';
+import { commit, machine, round, summary, uptime } from '../stats.ts';
 import { startSoakCluster } from './cluster.ts';
 import { FaultInjector } from './faults.ts';
 import { Generator, rng } from './generator.ts';
@@ -57,24 +56,6 @@ function options(argv: string[]): Options {
     seed: Math.round(num('seed', Date.now() % 1_000_000_007)),
     rate: num('rate', 4),
   };
-}
-
-const uptime = () => execFileSync('uptime', { encoding: 'utf8' }).trim();
-
-function commit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync(
-      'git',
-      ['status', '--porcelain', '--', 'src', 'cmd', 'controller', 'webhook'],
-      {
-        encoding: 'utf8',
-      },
-    ).trim();
-    return dirty ? `${head} (with uncommitted changes)` : head;
-  } catch {
-    return 'unknown';
-  }
 }
 
 async function main(o: Options): Promise<boolean> {

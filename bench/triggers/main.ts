@@ -11,7 +11,6 @@
 //  6. steady state (latency.ts), a fresh process with --debounce=0: restart writes, trigger latency p50/p99
 //     beside the API server's watch floor measured in the same run.
 // Prints numbers and writes bench/results/triggers-<date>.{json,md}; it asserts nothing.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -19,7 +18,7 @@ import { startControlPlane } from '../../hack/controlplane.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { collectionPath, Namespaces, Secrets } from '../../src/kube/resources.ts';
 import { DIGEST_KEY_SECRET } from '../../src/values/key-secret.ts';
-import { machine } from '../stats.ts';
+import { commit, machine, uptime } from '../stats.ts';
 import { bareProcess } from './bare.ts';
 import type { BenchContext } from './context.ts';
 import { failoverPhase } from './failover.ts';
@@ -77,26 +76,6 @@ function options(argv: string[], env: NodeJS.ProcessEnv): Options {
   return o;
 }
 
-function uptime(): string {
-  return execFileSync('uptime', { encoding: 'utf8' }).trim();
-}
-
-function git(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync(
-      'git',
-      ['status', '--porcelain', '--', 'src', 'cmd', 'controller', 'webhook'],
-      {
-        encoding: 'utf8',
-      },
-    ).trim();
-    return dirty ? `${head} (with uncommitted changes)` : head;
-  } catch {
-    return 'unknown';
-  }
-}
-
 /** The scenarios over the set: creation, start-up, failover, storms, steady state. */
 async function atScale(ctx: BenchContext, o: Options, out: Record<string, unknown>) {
   process.stderr.write(`creating ${o.releases} releases\n`);
@@ -132,7 +111,7 @@ async function main(o: Options) {
     date: new Date().toISOString(),
     ...machine(),
     operatorLaunch: launchDescription(),
-    commit: git(),
+    commit: commit(),
     command: o.bareOnly
       ? 'npm run bench:triggers -- --bare'
       : `npm run bench:triggers -- --releases ${o.releases} --big-secrets ${o.bigSecrets} --samples ${o.samples} --interval-ms ${o.intervalMs}`,
